@@ -1,0 +1,41 @@
+# Shared set-up for scripts/test and scripts/run: installs what is missing on a fresh
+# Debian machine, and nothing that is already there. Sourced, not executed.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+VENV="$ROOT/.venv"
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# ensure_apt PKG... : install Debian packages that are not installed yet.
+ensure_apt() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing Debian packages: ${missing[*]}"
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+# ensure_venv : create .venv and install the pinned test requirements when they changed.
+ensure_venv() {
+  local req="$ROOT/tests/requirements.txt"
+  local stamp="$VENV/.requirements.sha1"
+  local want
+  want="$(sha1sum "$req" | cut -d' ' -f1)"
+  if [ ! -x "$VENV/bin/python" ]; then
+    log "creating Python venv in .venv"
+    python3 -m venv "$VENV"
+  fi
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    log "installing pinned Python packages (tests/requirements.txt)"
+    "$VENV/bin/pip" install -q --disable-pip-version-check -r "$req"
+    echo "$want" >"$stamp"
+  fi
+}
