@@ -69,7 +69,11 @@ pub fn run(args: &Args) -> Result<()> {
             let committed = fs::read(&target)
                 .with_context(|| format!("reading committed ROM {}", target.display()))?;
             match first_difference(&committed, &built) {
-                None => println!("{name}: {} matches its source ({} bytes)", manifest.output, built.len()),
+                None => println!(
+                    "{name}: {} matches its source ({} bytes)",
+                    manifest.output,
+                    built.len()
+                ),
                 Some(offset) => {
                     println!(
                         "{name}: {} differs from a fresh build at offset {offset:#07x} (committed {} bytes, built {} bytes)",
@@ -102,7 +106,10 @@ fn check_tools() -> Result<()> {
             .output()
             .map(|o| o.status.success())
             .unwrap_or(false);
-        ensure!(found, "`{tool}` not found: install Debian's sdcc (`apt-get install sdcc`)");
+        ensure!(
+            found,
+            "`{tool}` not found: install Debian's sdcc (`apt-get install sdcc`)"
+        );
     }
     Ok(())
 }
@@ -147,7 +154,13 @@ fn build(dir: &Path, m: &Manifest) -> Result<Vec<u8>> {
             .args(&objects),
     )?;
     let gb = tmp.path().join("out.gb");
-    run_tool(Command::new("makebin").arg("-Z").args(&m.makebin).arg(&ihx).arg(&gb))?;
+    run_tool(
+        Command::new("makebin")
+            .arg("-Z")
+            .args(&m.makebin)
+            .arg(&ihx)
+            .arg(&gb),
+    )?;
     Ok(fs::read(&gb)?)
 }
 
@@ -187,7 +200,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         std::process::id()
     ));
     {
-        let mut f = fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        let mut f =
+            fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
         f.write_all(bytes)?;
         f.sync_all()?;
     }
@@ -199,7 +213,8 @@ impl Manifest {
     /// Parses the small TOML subset `cartridge.toml` uses: `key = "string"` and
     /// `key = ["a", "b"]` lines, `#` comments.
     fn load(path: &Path) -> Result<Self> {
-        let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text =
+            fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let mut m = Manifest {
             output: String::new(),
             asm: Vec::new(),
@@ -219,9 +234,15 @@ impl Manifest {
                 .with_context(|| format!("{}: expected `key = value`", at()))?;
             let key = key.trim();
             let value = value.trim();
-            let list = || parse_list(value).with_context(|| format!("{}: `{key}` must be a list of strings", at()));
+            let list = || {
+                parse_list(value)
+                    .with_context(|| format!("{}: `{key}` must be a list of strings", at()))
+            };
             match key {
-                "output" => m.output = parse_string(value).with_context(|| format!("{}: `output` must be a string", at()))?,
+                "output" => {
+                    m.output = parse_string(value)
+                        .with_context(|| format!("{}: `output` must be a string", at()))?
+                }
                 "asm" => m.asm = list()?,
                 "c" => m.c = list()?,
                 "cflags" => m.cflags = list()?,
@@ -231,7 +252,11 @@ impl Manifest {
             }
         }
         ensure!(!m.output.is_empty(), "{}: missing `output`", path.display());
-        ensure!(!m.asm.is_empty() || !m.c.is_empty(), "{}: no sources", path.display());
+        ensure!(
+            !m.asm.is_empty() || !m.c.is_empty(),
+            "{}: no sources",
+            path.display()
+        );
         Ok(m)
     }
 }
