@@ -1,0 +1,369 @@
+//! N environments stepped as one batch on a thread pool, writing observations into
+//! contiguous buffers (no allocation per step) and recording segments as they go.
+
+use episodes::segment::{EpisodeEnd, Segment};
+use rayon::prelude::*;
+use zelda::obs::{FEATURES, FRAME_PIXELS};
+use zelda::{EnvConfig, GameState, RewardConfig, ZeldaEnv, reward::COMPONENTS};
+
+use crate::recorder::{Recorder, RecorderConfig, SegmentContext};
+
+/// Why a vector env could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum VecEnvError {
+    /// An environment could not be built.
+    #[error(transparent)]
+    Env(#[from] zelda::EnvError),
+    /// A setting is out of range.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The thread pool could not start.
+    #[error("thread pool: {0}")]
+    Pool(String),
+}
+
+/// Statistics of one finished episode.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EpisodeStats {
+    /// Environment index.
+    pub env: u32,
+    /// Episode number of that environment.
+    pub episode: u64,
+    /// Sum of heuristic rewards.
+    pub ret: f32,
+    /// Sum per reward component.
+    pub components: [f32; COMPONENTS],
+    /// Steps.
+    pub length: u32,
+    /// Distinct rooms entered.
+    pub rooms: u32,
+    /// Instruments held at the end.
+    pub instruments: u32,
+    /// Ended inside the game (death or goal) rather than by the step limit.
+    pub terminated: bool,
+    /// The state at the end.
+    pub last: GameState,
+}
+
+struct Slot {
+    id: u32,
+    env: ZeldaEnv,
+    recorder: Recorder,
+    reward: f32,
+    components: [f32; COMPONENTS],
+    episode_components: [f32; COMPONENTS],
+    episode_return: f32,
+    terminated: bool,
+    truncated: bool,
+    final_frames: Vec<u8>,
+    final_features: Vec<f32>,
+    segment: Option<Segment>,
+    finished: Option<EpisodeStats>,
+    start_buf: Vec<u8>,
+}
+
+/// A batch of environments.
+pub struct VecEnv {
+    slots: Vec<Slot>,
+    pool: Option<rayon::ThreadPool>,
+    frames: Vec<u8>,
+    features: Vec<f32>,
+    frames_per_env: usize,
+    seed: u64,
+    worker: u32,
+    recorder_cfg: RecorderConfig,
+    ctx: SegmentContext,
+    record: bool,
+    segments: Vec<Segment>,
+    episodes: Vec<EpisodeStats>,
+}
+
+impl VecEnv {
+    /// Builds `n` environments on `rom` (booted once, then copied through a save state),
+    /// stepping them on `threads` threads, and resets them. With `record`, each env's
+    /// trajectory is cut into segments described by `ctx` and `recorder_cfg`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        rom: &[u8],
+        start_state: Option<Vec<u8>>,
+        n: usize,
+        env_cfg: EnvConfig,
+        reward_cfg: RewardConfig,
+        threads: usize,
+        seed: u64,
+        ctx: SegmentContext,
+        recorder_cfg: RecorderConfig,
+        record: bool,
+    ) -> Result<Self, VecEnvError> {
+        if n == 0 {
+            return Err(VecEnvError::Config("envs must be at least 1".into()));
+        }
+        if n > 255 * 4 {
+            return Err(VecEnvError::Config(format!("{n} envs per worker is more than 1020")));
+        }
+        recorder_cfg.validate().map_err(VecEnvError::Config)?;
+        let first = match start_state {
+            Some(s) => ZeldaEnv::with_start_state(rom.to_vec(), s, env_cfg.clone(), reward_cfg.clone())?,
+            None => ZeldaEnv::new(rom.to_vec(), env_cfg.clone(), reward_cfg.clone())?,
+        };
+        let boot = first.start_state().to_vec();
+        let frames_per_env = env_cfg.frame_stack * FRAME_PIXELS;
+        let mut envs = vec![first];
+        for _ in 1..n {
+            envs.push(ZeldaEnv::with_start_state(
+                rom.to_vec(),
+                boot.clone(),
+                env_cfg.clone(),
+                reward_cfg.clone(),
+            )?);
+        }
+        let slots = envs
+            .into_iter()
+            .enumerate()
+            .map(|(i, env)| Slot {
+                id: i as u32,
+                env,
+                recorder: Recorder::new(i as u32, 0, 0),
+                reward: 0.0,
+                components: [0.0; COMPONENTS],
+                episode_components: [0.0; COMPONENTS],
+                episode_return: 0.0,
+                terminated: false,
+                truncated: false,
+                final_frames: vec![0; frames_per_env],
+                final_features: vec![0.0; FEATURES],
+                segment: None,
+                finished: None,
+                start_buf: Vec::new(),
+            })
+            .collect();
+        let pool = if threads > 1 {
+            Some(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .thread_name(|i| format!("rollout-{i}"))
+                    .build()
+                    .map_err(|e| VecEnvError::Pool(e.to_string()))?,
+            )
+        } else {
+            None
+        };
+        let mut v = Self {
+            slots,
+            pool,
+            frames: vec![0; n * frames_per_env],
+            features: vec![0.0; n * FEATURES],
+            frames_per_env,
+            seed,
+            worker: ctx.worker,
+            recorder_cfg,
+            ctx,
+            record,
+            segments: Vec::new(),
+            episodes: Vec::new(),
+        };
+        v.reset_all();
+        Ok(v)
+    }
+
+    fn run<F: Fn(&mut Slot, &mut [u8], &mut [f32]) + Sync + Send>(&mut self, f: F) {
+        let fpe = self.frames_per_env;
+        let slots = &mut self.slots;
+        let frames = &mut self.frames;
+        let features = &mut self.features;
+        let work = || {
+            slots
+                .par_iter_mut()
+                .zip(frames.par_chunks_mut(fpe))
+                .zip(features.par_chunks_mut(FEATURES))
+                .for_each(|((slot, fr), fe)| f(slot, fr, fe));
+        };
+        match &self.pool {
+            Some(pool) => pool.install(work),
+            None => {
+                for ((slot, fr), fe) in self
+                    .slots
+                    .iter_mut()
+                    .zip(self.frames.chunks_mut(fpe))
+                    .zip(self.features.chunks_mut(FEATURES))
+                {
+                    f(slot, fr, fe);
+                }
+            }
+        }
+    }
+
+    /// Resets every environment (new episodes) and writes their observations.
+    pub fn reset_all(&mut self) {
+        let (seed, worker) = (self.seed, self.worker);
+        self.run(|slot, fr, fe| {
+            let s = crate::derive_seed(seed, &[u64::from(worker), u64::from(slot.id), slot.env.episode() + 1]);
+            slot.env.reset(s);
+            slot.episode_return = 0.0;
+            slot.episode_components = [0.0; COMPONENTS];
+            slot.env.write_observation(fr, fe);
+        });
+    }
+
+    /// Steps every environment with `actions[i]`; finished episodes reset automatically
+    /// (the observation then is the new episode's first; the final one is kept, see
+    /// [`VecEnv::final_observation`]).
+    pub fn step(&mut self, actions: &[usize]) {
+        assert_eq!(actions.len(), self.slots.len(), "one action per environment");
+        let (seed, worker, record) = (self.seed, self.worker, self.record);
+        let cfg = &self.recorder_cfg;
+        let ctx = &self.ctx;
+        let actions_ref = actions;
+        // Move what the closure needs out of `self` so `run` can borrow the rest.
+        let cfg = cfg.clone();
+        let ctx = ctx.clone();
+        self.run(move |slot, fr, fe| {
+            let action = actions_ref[slot.id as usize];
+            let open_before = slot.recorder.is_open();
+            let prev = if record && !open_before {
+                slot.start_buf = slot.env.gameboy().save_state();
+                Some(*slot.env.state())
+            } else {
+                None
+            };
+            let out = slot.env.step(action);
+            slot.reward = out.reward.total();
+            slot.components = out.reward.components;
+            slot.terminated = out.terminated;
+            slot.truncated = out.truncated;
+            slot.episode_return += slot.reward;
+            for (acc, c) in slot.episode_components.iter_mut().zip(out.reward.components) {
+                *acc += c;
+            }
+            let ended = if out.terminated {
+                Some(EpisodeEnd::Terminated)
+            } else if out.truncated {
+                Some(EpisodeEnd::Truncated)
+            } else {
+                None
+            };
+            if record {
+                slot.segment = slot.recorder.record(
+                    &slot.env,
+                    prev.as_ref().map(|s| (slot.start_buf.as_slice(), *s)),
+                    action,
+                    &out.reward.components,
+                    ended,
+                    &cfg,
+                    &ctx,
+                );
+            }
+            if out.done() {
+                slot.env.write_observation(&mut slot.final_frames, &mut slot.final_features);
+                slot.finished = Some(EpisodeStats {
+                    env: slot.id,
+                    episode: slot.env.episode(),
+                    ret: slot.episode_return,
+                    components: slot.episode_components,
+                    length: slot.env.steps(),
+                    rooms: slot.env.rooms_this_episode(),
+                    instruments: slot.env.state().instrument_count(),
+                    terminated: out.terminated,
+                    last: *slot.env.state(),
+                });
+                let s = crate::derive_seed(seed, &[u64::from(worker), u64::from(slot.id), slot.env.episode() + 1]);
+                slot.env.reset(s);
+                slot.episode_return = 0.0;
+                slot.episode_components = [0.0; COMPONENTS];
+            }
+            slot.env.write_observation(fr, fe);
+        });
+        for slot in &mut self.slots {
+            if let Some(seg) = slot.segment.take() {
+                self.segments.push(seg);
+            }
+            if let Some(ep) = slot.finished.take() {
+                self.episodes.push(ep);
+            }
+        }
+    }
+
+    /// Closes every open segment (end of a burst) so no recorded step is lost.
+    pub fn flush_segments(&mut self) {
+        for slot in &mut self.slots {
+            if let Some(seg) = slot.recorder.flush(&slot.env, &self.recorder_cfg, &self.ctx) {
+                self.segments.push(seg);
+            }
+        }
+    }
+
+    /// Segments finished since the last call.
+    pub fn take_segments(&mut self) -> Vec<Segment> {
+        std::mem::take(&mut self.segments)
+    }
+
+    /// Episodes finished since the last call.
+    pub fn take_episodes(&mut self) -> Vec<EpisodeStats> {
+        std::mem::take(&mut self.episodes)
+    }
+
+    /// Number of environments.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Never true (construction requires at least one env).
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// All stacked frames, `[env][stack][72][80]`.
+    pub fn frames(&self) -> &[u8] {
+        &self.frames
+    }
+
+    /// All feature vectors, `[env][FEATURES]`.
+    pub fn features(&self) -> &[f32] {
+        &self.features
+    }
+
+    /// The last step's total reward of env `i`.
+    pub fn reward(&self, i: usize) -> f32 {
+        self.slots[i].reward
+    }
+
+    /// The last step's reward components of env `i`.
+    pub fn reward_components(&self, i: usize) -> &[f32; COMPONENTS] {
+        &self.slots[i].components
+    }
+
+    /// Whether env `i`'s episode ended inside the game on the last step.
+    pub fn terminated(&self, i: usize) -> bool {
+        self.slots[i].terminated
+    }
+
+    /// Whether env `i`'s episode was cut by the step limit on the last step.
+    pub fn truncated(&self, i: usize) -> bool {
+        self.slots[i].truncated
+    }
+
+    /// The observation env `i` ended its last episode on (valid after a step that ended it).
+    pub fn final_observation(&self, i: usize) -> (&[u8], &[f32]) {
+        (&self.slots[i].final_frames, &self.slots[i].final_features)
+    }
+
+    /// Env `i`'s decoded state.
+    pub fn state(&self, i: usize) -> &GameState {
+        self.slots[i].env.state()
+    }
+
+    /// Env `i` itself (screens, save states).
+    pub fn env(&self, i: usize) -> &ZeldaEnv {
+        &self.slots[i].env
+    }
+
+    /// Frames per env in [`VecEnv::frames`].
+    pub fn frames_per_env(&self) -> usize {
+        self.frames_per_env
+    }
+
+    /// Number of actions.
+    pub fn n_actions(&self) -> usize {
+        self.slots[0].env.actions().len()
+    }
+}

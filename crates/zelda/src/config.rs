@@ -1,0 +1,168 @@
+//! Environment and heuristic-reward settings (the `[env]` and `[reward]` tables of a
+//! config file). Every field has a default, so an empty table is valid.
+
+use serde::{Deserialize, Serialize};
+
+/// How the environment steps and when episodes end.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EnvConfig {
+    /// Frames per agent action (24 in PokemonRedExperiments and most LA bots).
+    pub frame_skip: u32,
+    /// Of those, frames the buttons are held before release (8 as PokemonRedExperiments).
+    pub press_frames: u32,
+    /// Observation frames stacked (one per agent step, newest last).
+    pub frame_stack: usize,
+    /// Truncate an episode after this many agent steps.
+    pub max_steps: u32,
+    /// End the episode when Link passes out.
+    pub end_on_death: bool,
+    /// End the episode once this many instruments are held (the goal of mini-zelda is 1).
+    pub end_on_instruments: Option<u32>,
+    /// Offer START and SELECT as actions.
+    pub start_select: bool,
+    /// At reset, wait a seeded random 0..=N frames before the first action, so that
+    /// episodes from one start state diverge.
+    pub reset_noop_max: u32,
+    /// Frames the cartridge may take from power-on to normal play (DB95 = 0x0B) before reset
+    /// gives up and asks for a start state.
+    pub boot_timeout_frames: u32,
+}
+
+impl Default for EnvConfig {
+    fn default() -> Self {
+        Self {
+            frame_skip: 24,
+            press_frames: 8,
+            frame_stack: 4,
+            max_steps: 2048,
+            end_on_death: true,
+            end_on_instruments: Some(1),
+            start_select: false,
+            reset_noop_max: 30,
+            boot_timeout_frames: 3600,
+        }
+    }
+}
+
+impl EnvConfig {
+    /// Checks ranges; the message names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.frame_skip == 0 {
+            return Err("env.frame_skip must be at least 1".into());
+        }
+        if self.press_frames == 0 || self.press_frames > self.frame_skip {
+            return Err(format!(
+                "env.press_frames must be in 1..=frame_skip ({}), got {}",
+                self.frame_skip, self.press_frames
+            ));
+        }
+        if self.frame_stack == 0 || self.frame_stack > 16 {
+            return Err(format!("env.frame_stack must be in 1..=16, got {}", self.frame_stack));
+        }
+        if self.max_steps == 0 {
+            return Err("env.max_steps must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// Weights of the named heuristic reward components (a weight of 0 turns one off).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RewardConfig {
+    /// Entering a room not yet seen this episode.
+    pub new_room: f32,
+    /// Standing on a (room, 16x16 cell) not yet seen this episode.
+    pub new_cell: f32,
+    /// Per rupee gained (spending is not penalised).
+    pub rupee: f32,
+    /// Per small key picked up (using one is not penalised).
+    pub key: f32,
+    /// Per heart of health change (negative when hurt).
+    pub health: f32,
+    /// Per instrument gained.
+    pub instrument: f32,
+    /// Once when Link passes out.
+    pub death: f32,
+    /// Every step (a small cost pushes towards progress).
+    pub step: f32,
+}
+
+impl Default for RewardConfig {
+    fn default() -> Self {
+        Self {
+            new_room: 1.0,
+            new_cell: 0.02,
+            rupee: 0.05,
+            key: 1.0,
+            health: 0.25,
+            instrument: 10.0,
+            death: -1.0,
+            step: -0.001,
+        }
+    }
+}
+
+impl RewardConfig {
+    /// Component names in the order [`RewardConfig::weights`] and reward breakdowns use.
+    pub const NAMES: [&'static str; 8] = [
+        "new_room",
+        "new_cell",
+        "rupee",
+        "key",
+        "health",
+        "instrument",
+        "death",
+        "step",
+    ];
+
+    /// The weights in [`RewardConfig::NAMES`] order.
+    pub fn weights(&self) -> [f32; 8] {
+        [
+            self.new_room,
+            self.new_cell,
+            self.rupee,
+            self.key,
+            self.health,
+            self.instrument,
+            self.death,
+            self.step,
+        ]
+    }
+
+    /// Checks that every weight is finite; the message names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, w) in Self::NAMES.iter().zip(self.weights()) {
+            if !w.is_finite() {
+                return Err(format!("reward.{name} must be a finite number, got {w}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate() {
+        EnvConfig::default().validate().unwrap();
+        RewardConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn bad_values_name_the_field() {
+        let cfg = EnvConfig {
+            press_frames: 30,
+            ..Default::default()
+        };
+        assert!(cfg.validate().unwrap_err().contains("env.press_frames"));
+        let r = RewardConfig {
+            death: f32::NAN,
+            ..Default::default()
+        };
+        assert!(r.validate().unwrap_err().contains("reward.death"));
+    }
+}

@@ -1,0 +1,257 @@
+//! One environment: a Game Boy running the game, stepped one agent action at a time.
+
+use gameboy::{Buttons, GameBoy};
+
+use crate::action::ActionSet;
+use crate::config::{EnvConfig, RewardConfig};
+use crate::obs::{EpisodeProgress, FrameStack};
+use crate::reward::{RewardBreakdown, RewardTracker};
+use crate::state::{GameState, Memory};
+
+impl Memory for GameBoy {
+    fn peek(&self, addr: u16) -> u8 {
+        GameBoy::peek(self, addr)
+    }
+}
+
+/// Why an environment could not be built or reset.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvError {
+    /// The ROM was rejected by the emulator.
+    #[error("cartridge rejected: {0}")]
+    Cartridge(#[from] gameboy::Error),
+    /// The start state does not load (wrong ROM, version or corrupted).
+    #[error("start state rejected: {0}")]
+    StartState(#[from] gameboy::StateError),
+    /// The cartridge never reached normal play on its own.
+    #[error(
+        "the cartridge did not reach normal play (DB95 = 0x0B) within {frames} frames after \
+         power-on; games with a title/file menu (like Link's Awakening) need a start state \
+         saved in play (--start-state)"
+    )]
+    BootTimeout {
+        /// Frames waited.
+        frames: u32,
+    },
+    /// A configuration value is out of range.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+/// Plays one agent action: holds its buttons for `press_frames` frames, releases them for
+/// the rest of `frame_skip`, and renders only the last frame when asked. The environment and
+/// segment replay share this function, so they cannot drift apart.
+pub fn advance(gb: &mut GameBoy, buttons: Buttons, cfg: &EnvConfig, render_last: bool) {
+    gb.set_buttons(buttons);
+    let held = cfg.press_frames.min(cfg.frame_skip);
+    let released = cfg.frame_skip - held;
+    if released == 0 {
+        gb.run_frames(held, render_last);
+        return;
+    }
+    gb.run_frames(held, false);
+    gb.set_buttons(Buttons::NONE);
+    gb.run_frames(released, render_last);
+}
+
+/// SplitMix64: tiny, seedable, and good enough for reset jitter.
+#[derive(Debug, Clone)]
+pub(crate) struct SplitMix64(u64);
+
+impl SplitMix64 {
+    pub(crate) fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+/// The outcome of one step.
+#[derive(Debug, Clone, Copy)]
+pub struct StepResult {
+    /// The heuristic reward, by component.
+    pub reward: RewardBreakdown,
+    /// The episode ended inside the game (death, goal reached).
+    pub terminated: bool,
+    /// The episode was cut by the step limit.
+    pub truncated: bool,
+}
+
+impl StepResult {
+    /// Either end.
+    pub fn done(&self) -> bool {
+        self.terminated || self.truncated
+    }
+}
+
+/// One Link's Awakening (or mini-zelda) environment.
+pub struct ZeldaEnv {
+    gb: GameBoy,
+    config: EnvConfig,
+    rewards: RewardConfig,
+    actions: ActionSet,
+    start_state: Vec<u8>,
+    rng: SplitMix64,
+    state: GameState,
+    tracker: RewardTracker,
+    steps: u32,
+    episode: u64,
+    frames: FrameStack,
+}
+
+impl ZeldaEnv {
+    /// Powers the cartridge on and runs it until normal play; resets return to that moment.
+    pub fn new(rom: Vec<u8>, config: EnvConfig, rewards: RewardConfig) -> Result<Self, EnvError> {
+        config.validate().map_err(EnvError::Config)?;
+        rewards.validate().map_err(EnvError::Config)?;
+        let mut gb = GameBoy::new(rom)?;
+        let mut frames = 0;
+        while !GameState::read(&gb).in_play() {
+            if frames >= config.boot_timeout_frames {
+                return Err(EnvError::BootTimeout { frames });
+            }
+            gb.run_frame(false);
+            frames += 1;
+        }
+        let start_state = gb.save_state();
+        Ok(Self::assemble(gb, config, rewards, start_state))
+    }
+
+    /// Resets always return to `start_state` (a save state of this ROM, e.g. taken in play
+    /// after the file menu of the real game).
+    pub fn with_start_state(
+        rom: Vec<u8>,
+        start_state: Vec<u8>,
+        config: EnvConfig,
+        rewards: RewardConfig,
+    ) -> Result<Self, EnvError> {
+        config.validate().map_err(EnvError::Config)?;
+        rewards.validate().map_err(EnvError::Config)?;
+        let mut gb = GameBoy::new(rom)?;
+        gb.load_state(&start_state)?;
+        Ok(Self::assemble(gb, config, rewards, start_state))
+    }
+
+    fn assemble(gb: GameBoy, config: EnvConfig, rewards: RewardConfig, start_state: Vec<u8>) -> Self {
+        let actions = ActionSet::standard(config.start_select);
+        let state = GameState::read(&gb);
+        let frames = FrameStack::new(config.frame_stack);
+        Self {
+            gb,
+            actions,
+            start_state,
+            rng: SplitMix64(0),
+            state,
+            tracker: RewardTracker::default(),
+            steps: 0,
+            episode: 0,
+            frames,
+            config,
+            rewards,
+        }
+    }
+
+    /// Starts a new episode: back to the start state, then a seeded 1..=1+reset_noop_max
+    /// frames without input so episodes diverge.
+    pub fn reset(&mut self, seed: u64) {
+        self.rng = SplitMix64(seed);
+        self.gb
+            .load_state(&self.start_state)
+            .expect("the start state loaded once already and cannot stop loading");
+        let noop = 1 + (self.rng.next() % (u64::from(self.config.reset_noop_max) + 1)) as u32;
+        self.gb.set_buttons(Buttons::NONE);
+        self.gb.run_frames(noop, true);
+        self.state = GameState::read(&self.gb);
+        self.tracker.reset(&self.state);
+        self.frames.fill(self.gb.frame());
+        self.steps = 0;
+        self.episode += 1;
+    }
+
+    /// Plays the action at policy index `action` (see [`ZeldaEnv::actions`]).
+    ///
+    /// # Panics
+    /// If `action` is out of range: the policy and the action set disagree, a bug.
+    pub fn step(&mut self, action: usize) -> StepResult {
+        let act = self
+            .actions
+            .get(action)
+            .unwrap_or_else(|| panic!("action index {action} out of range 0..{}", self.actions.len()));
+        advance(&mut self.gb, act.buttons(), &self.config, true);
+        self.frames.push(self.gb.frame());
+        let prev = self.state;
+        self.state = GameState::read(&self.gb);
+        self.steps += 1;
+        let reward = self.tracker.step(&prev, &self.state, &self.rewards);
+        let died = self.state.passed_out() && self.config.end_on_death;
+        let goal = self
+            .config
+            .end_on_instruments
+            .is_some_and(|n| self.state.instrument_count() >= n);
+        let terminated = died || goal;
+        StepResult {
+            reward,
+            terminated,
+            truncated: !terminated && self.steps >= self.config.max_steps,
+        }
+    }
+
+    /// Writes the observation: stacked frames (oldest first) and the feature vector.
+    pub fn write_observation(&self, frames: &mut [u8], features: &mut [f32]) {
+        self.frames.write_to(frames);
+        let progress = EpisodeProgress {
+            steps: self.steps,
+            max_steps: self.config.max_steps,
+            rooms_this_episode: self.tracker.rooms_seen(),
+            cell_visits: self.tracker.cell_visits(&self.state),
+        };
+        crate::obs::write_features(&self.state, &progress, &self.gb, features);
+    }
+
+    /// The decoded state after the last step.
+    pub fn state(&self) -> &GameState {
+        &self.state
+    }
+
+    /// The emulator (for screens and save states).
+    pub fn gameboy(&self) -> &GameBoy {
+        &self.gb
+    }
+
+    /// The action set the policy indexes.
+    pub fn actions(&self) -> &ActionSet {
+        &self.actions
+    }
+
+    /// The environment settings.
+    pub fn config(&self) -> &EnvConfig {
+        &self.config
+    }
+
+    /// The reward weights.
+    pub fn reward_config(&self) -> &RewardConfig {
+        &self.rewards
+    }
+
+    /// Steps taken in the current episode.
+    pub fn steps(&self) -> u32 {
+        self.steps
+    }
+
+    /// Episodes started so far (1 after the first reset).
+    pub fn episode(&self) -> u64 {
+        self.episode
+    }
+
+    /// Distinct rooms seen this episode.
+    pub fn rooms_this_episode(&self) -> u32 {
+        self.tracker.rooms_seen()
+    }
+
+    /// The save state resets return to.
+    pub fn start_state(&self) -> &[u8] {
+        &self.start_state
+    }
+}

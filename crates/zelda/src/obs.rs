@@ -1,0 +1,260 @@
+//! Observations: stacked downscaled greyscale frames plus a vector of RAM features (which
+//! ends with a local map of visited rooms).
+
+use gameboy::{HEIGHT as SCREEN_HEIGHT, WIDTH as SCREEN_WIDTH};
+
+use crate::ram;
+use crate::state::{GameState, Memory};
+
+/// Observation frame height (the screen halved).
+pub const FRAME_HEIGHT: usize = SCREEN_HEIGHT / 2;
+/// Observation frame width (the screen halved).
+pub const FRAME_WIDTH: usize = SCREEN_WIDTH / 2;
+/// Pixels in one observation frame.
+pub const FRAME_PIXELS: usize = FRAME_HEIGHT * FRAME_WIDTH;
+/// Side of the square window of rooms around Link in the visited-rooms map.
+pub const LOCAL_MAP_SIDE: usize = 5;
+/// Length of the feature vector (layout version [`FEATURES_VERSION`]).
+pub const FEATURES: usize = 22 + LOCAL_MAP_SIDE * LOCAL_MAP_SIDE;
+/// Bumped whenever the meaning or order of the features changes (reward models and
+/// checkpoints record it).
+pub const FEATURES_VERSION: u32 = 1;
+
+/// Grey level of each DMG shade (0 lightest).
+const GREY: [u16; 4] = [255, 170, 85, 0];
+
+/// Halves a 160x144 frame of shade indices into 80x72 greys (mean of each 2x2 block).
+pub fn downscale(frame: &[u8], out: &mut [u8]) {
+    assert_eq!(frame.len(), SCREEN_WIDTH * SCREEN_HEIGHT, "frame size");
+    assert_eq!(out.len(), FRAME_PIXELS, "observation size");
+    for (y, row_out) in out.chunks_exact_mut(FRAME_WIDTH).enumerate() {
+        let top = &frame[2 * y * SCREEN_WIDTH..][..SCREEN_WIDTH];
+        let bottom = &frame[(2 * y + 1) * SCREEN_WIDTH..][..SCREEN_WIDTH];
+        for (x, px) in row_out.iter_mut().enumerate() {
+            let sum = GREY[usize::from(top[2 * x] & 3)]
+                + GREY[usize::from(top[2 * x + 1] & 3)]
+                + GREY[usize::from(bottom[2 * x] & 3)]
+                + GREY[usize::from(bottom[2 * x + 1] & 3)];
+            *px = (sum / 4) as u8;
+        }
+    }
+}
+
+/// The last `n` observation frames, oldest first when written out.
+#[derive(Debug, Clone)]
+pub struct FrameStack {
+    frames: Vec<u8>,
+    next: usize,
+    n: usize,
+}
+
+impl FrameStack {
+    /// An all-black stack of `n` frames.
+    pub fn new(n: usize) -> Self {
+        Self {
+            frames: vec![0; n * FRAME_PIXELS],
+            next: 0,
+            n,
+        }
+    }
+
+    /// Frames in the stack.
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    /// Never true for a constructed stack.
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    /// Pushes a downscaled copy of `frame` (160x144 shades), dropping the oldest.
+    pub fn push(&mut self, frame: &[u8]) {
+        let slot = &mut self.frames[self.next * FRAME_PIXELS..][..FRAME_PIXELS];
+        downscale(frame, slot);
+        self.next = (self.next + 1) % self.n;
+    }
+
+    /// Fills every slot with `frame` (after a reset, so the stack holds no stale frames).
+    pub fn fill(&mut self, frame: &[u8]) {
+        self.push(frame);
+        let newest = (self.next + self.n - 1) % self.n;
+        let (src_start, len) = (newest * FRAME_PIXELS, FRAME_PIXELS);
+        for i in 0..self.n {
+            if i != newest {
+                self.frames.copy_within(src_start..src_start + len, i * FRAME_PIXELS);
+            }
+        }
+    }
+
+    /// Writes the frames oldest-first into `out` (`len() * FRAME_PIXELS` bytes).
+    pub fn write_to(&self, out: &mut [u8]) {
+        assert_eq!(out.len(), self.n * FRAME_PIXELS, "frame stack output size");
+        for i in 0..self.n {
+            let src = (self.next + i) % self.n;
+            out[i * FRAME_PIXELS..][..FRAME_PIXELS]
+                .copy_from_slice(&self.frames[src * FRAME_PIXELS..][..FRAME_PIXELS]);
+        }
+    }
+
+    /// The newest frame.
+    pub fn newest(&self) -> &[u8] {
+        let i = (self.next + self.n - 1) % self.n;
+        &self.frames[i * FRAME_PIXELS..][..FRAME_PIXELS]
+    }
+}
+
+/// Episode-level counters the features include besides RAM.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EpisodeProgress {
+    /// Agent steps taken this episode.
+    pub steps: u32,
+    /// Truncation limit.
+    pub max_steps: u32,
+    /// Distinct rooms entered this episode.
+    pub rooms_this_episode: u32,
+    /// Times the current (room, cell) was visited this episode.
+    pub cell_visits: u32,
+}
+
+/// Writes the feature vector (layout version [`FEATURES_VERSION`]) into `out`.
+///
+/// Every value lies in [0, 1]. Layout: x, y; direction one-hot (4); health fraction; max
+/// hearts; rupees; small keys; instruments; indoor; map id; room row; room column; dialog
+/// open; dialog waiting for A; passed out; in play; rooms this episode; episode progress;
+/// visits to the current cell; then the visited flags of the 5x5 rooms around Link (row-major,
+/// on the room grid, 0 outside it).
+pub fn write_features(
+    state: &GameState,
+    progress: &EpisodeProgress,
+    mem: &impl Memory,
+    out: &mut [f32],
+) {
+    assert_eq!(out.len(), FEATURES, "feature vector size");
+    let b = |v: bool| if v { 1.0 } else { 0.0 };
+    let max_health = f32::from(state.max_hearts.max(1)) * 8.0;
+    // Overworld rooms sit on a 16x16 grid (id = row * 16 + col). Indoor maps are taken as
+    // 8 wide (id = row * 8 + col): exact for mini-zelda's dungeon, an approximation for the
+    // real game's, whose layouts come from per-dungeon tables.
+    let cols: u8 = if state.room.indoor { 8 } else { 16 };
+    let rows: u8 = if state.room.indoor { 32 } else { 16 };
+    let row = state.room.room / cols;
+    let col = state.room.room % cols;
+    let head = [
+        f32::from(state.x) / 160.0,
+        f32::from(state.y) / 144.0,
+        b(state.direction == crate::Direction::Right),
+        b(state.direction == crate::Direction::Left),
+        b(state.direction == crate::Direction::Up),
+        b(state.direction == crate::Direction::Down),
+        (f32::from(state.health) / max_health).min(1.0),
+        f32::from(state.max_hearts.min(16)) / 16.0,
+        f32::from(state.rupees.min(999)) / 999.0,
+        f32::from(state.small_keys.min(4)) / 4.0,
+        state.instrument_count() as f32 / 8.0,
+        b(state.room.indoor),
+        if state.room.indoor { f32::from(state.room.map) / 255.0 } else { 0.0 },
+        f32::from(row) / f32::from(rows - 1),
+        f32::from(col) / f32::from(cols - 1),
+        b(state.dialog_open()),
+        b(state.dialog_waiting_for_a()),
+        b(state.passed_out()),
+        b(state.in_play()),
+        (progress.rooms_this_episode.min(64) as f32) / 64.0,
+        if progress.max_steps > 0 {
+            (progress.steps as f32 / progress.max_steps as f32).min(1.0)
+        } else {
+            0.0
+        },
+        ((1 + progress.cell_visits.min(1000)) as f32).ln() / 1001f32.ln(),
+    ];
+    out[..head.len()].copy_from_slice(&head);
+    let table = ram::room_status_table(state.room.indoor, state.room.map);
+    let half = (LOCAL_MAP_SIDE / 2) as i32;
+    let mut i = head.len();
+    for dr in -half..=half {
+        for dc in -half..=half {
+            let (r, c) = (i32::from(row) + dr, i32::from(col) + dc);
+            out[i] = if (0..i32::from(rows)).contains(&r) && (0..i32::from(cols)).contains(&c) {
+                let addr = table + (r * i32::from(cols) + c) as u16;
+                b(mem.peek(addr) & ram::ROOM_VISITED_BIT != 0)
+            } else {
+                0.0
+            };
+            i += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn downscale_averages_2x2_blocks() {
+        let mut frame = vec![0u8; SCREEN_WIDTH * SCREEN_HEIGHT];
+        // Top-left block: shades 0,1 / 2,3 -> (255+170+85+0)/4 = 127.
+        frame[0] = 0;
+        frame[1] = 1;
+        frame[SCREEN_WIDTH] = 2;
+        frame[SCREEN_WIDTH + 1] = 3;
+        // Last block all black.
+        for (y, x) in [(142, 158), (142, 159), (143, 158), (143, 159)] {
+            frame[y * SCREEN_WIDTH + x] = 3;
+        }
+        let mut out = vec![0u8; FRAME_PIXELS];
+        downscale(&frame, &mut out);
+        assert_eq!(out[0], 127);
+        assert_eq!(out[1], 255);
+        assert_eq!(out[FRAME_PIXELS - 1], 0);
+    }
+
+    #[test]
+    fn frame_stack_orders_oldest_first() {
+        let mut stack = FrameStack::new(3);
+        let mk = |shade: u8| vec![shade; SCREEN_WIDTH * SCREEN_HEIGHT];
+        stack.fill(&mk(0));
+        stack.push(&mk(1));
+        stack.push(&mk(3));
+        let mut out = vec![0u8; 3 * FRAME_PIXELS];
+        stack.write_to(&mut out);
+        assert_eq!(out[0], 255);
+        assert_eq!(out[FRAME_PIXELS], 170);
+        assert_eq!(out[2 * FRAME_PIXELS], 0);
+        assert_eq!(stack.newest()[0], 0);
+        stack.push(&mk(2));
+        stack.write_to(&mut out);
+        assert_eq!([out[0], out[FRAME_PIXELS], out[2 * FRAME_PIXELS]], [170, 0, 85]);
+    }
+
+    #[test]
+    fn features_are_in_unit_range_and_map_is_local() {
+        let mem = |addr: u16| match addr {
+            ram::LINK_X => 80,
+            ram::MAP_ROOM => 0x11,
+            ram::HEALTH => 24,
+            ram::MAX_HEARTS => 3,
+            0xD800 | 0xD811 | 0xD833 => 0x80,
+            _ => 0,
+        };
+        let state = GameState::read(&mem);
+        let mut out = [f32::NAN; FEATURES];
+        let progress = EpisodeProgress {
+            steps: 10,
+            max_steps: 100,
+            rooms_this_episode: 2,
+            cell_visits: 3,
+        };
+        write_features(&state, &progress, &mem, &mut out);
+        assert!(out.iter().all(|v| (0.0..=1.0).contains(v)), "{out:?}");
+        assert_eq!(out[0], 0.5);
+        assert_eq!(out[6], 1.0);
+        let map = &out[22..];
+        // Room 0x11 is the centre (index 12); 0x00 is up-left (index 6); 0x33 is two down,
+        // two right (index 24).
+        assert_eq!(map[12], 1.0);
+        assert_eq!(map[6], 1.0);
+        assert_eq!(map[24], 1.0);
+        assert_eq!(map.iter().sum::<f32>(), 3.0);
+    }
+}

@@ -1,0 +1,116 @@
+//! The environment on the mini-zelda cartridge.
+
+use zelda::{Action, EnvConfig, RewardConfig, ZeldaEnv, obs};
+
+fn env(cfg: EnvConfig) -> ZeldaEnv {
+    let mut e = ZeldaEnv::new(zelda::MINI_ZELDA.to_vec(), cfg, RewardConfig::default()).unwrap();
+    e.reset(7);
+    e
+}
+
+fn index_of(e: &ZeldaEnv, a: Action) -> usize {
+    e.actions().actions().iter().position(|x| *x == a).unwrap()
+}
+
+#[test]
+fn boots_into_play_in_the_start_room() {
+    let e = env(EnvConfig::default());
+    let s = e.state();
+    assert!(s.in_play(), "{s:?}");
+    assert_eq!(s.room.room, 0x21);
+    assert!(!s.room.indoor);
+    assert_eq!(s.health, 24);
+    assert_eq!(s.max_hearts, 3);
+    assert_eq!(e.actions().len(), 15);
+}
+
+#[test]
+fn walking_moves_link_and_changes_rooms_with_rewards() {
+    let mut e = env(EnvConfig::default());
+    let right = index_of(&e, Action::Right);
+    let x0 = e.state().x;
+    let r = e.step(right);
+    // Held for press_frames (8) frames at 1 px per frame.
+    assert_eq!(e.state().x, x0 + 8, "{:?}", e.state());
+    let r2 = e.step(right);
+    assert_eq!(e.state().x, x0 + 16);
+    // Two steps of 8 px from x = 80 cross one 16 px cell boundary.
+    assert_eq!(
+        r.reward.components[1] + r2.reward.components[1],
+        RewardConfig::default().new_cell,
+        "stepping on a new cell pays once"
+    );
+    let start_room = e.state().room;
+    let mut new_room_reward = 0.0;
+    for _ in 0..40 {
+        let r = e.step(right);
+        new_room_reward += r.reward.components[0];
+        if e.state().room != start_room {
+            break;
+        }
+    }
+    assert_ne!(e.state().room, start_room, "walking right leaves the room");
+    assert_eq!(new_room_reward, RewardConfig::default().new_room);
+    assert_eq!(e.rooms_this_episode(), 2);
+}
+
+#[test]
+fn truncation_and_observation_layout() {
+    let mut e = env(EnvConfig {
+        max_steps: 3,
+        ..Default::default()
+    });
+    let noop = index_of(&e, Action::Noop);
+    assert!(!e.step(noop).done());
+    assert!(!e.step(noop).done());
+    let last = e.step(noop);
+    assert!(last.truncated && !last.terminated);
+    let mut frames = vec![0u8; 4 * obs::FRAME_PIXELS];
+    let mut features = vec![0f32; obs::FEATURES];
+    e.write_observation(&mut frames, &mut features);
+    // The playfield is drawn: the newest frame is neither blank white nor black.
+    let newest = &frames[3 * obs::FRAME_PIXELS..];
+    let distinct: std::collections::BTreeSet<u8> = newest.iter().copied().collect();
+    assert!(distinct.len() >= 3, "a real screen has several greys: {distinct:?}");
+    assert!(features.iter().all(|f| (0.0..=1.0).contains(f)));
+    assert_eq!(features[20], 1.0, "episode progress is full at truncation");
+}
+
+#[test]
+fn same_seed_same_trajectory_different_seed_diverges() {
+    let run = |seed: u64| {
+        let mut e = env(EnvConfig::default());
+        e.reset(seed);
+        let mut states = Vec::new();
+        for i in 0..30 {
+            e.step((i * 7 + 3) % 15);
+            states.push(*e.state());
+        }
+        (states, e.gameboy().save_state())
+    };
+    assert_eq!(run(1), run(1));
+    let (a, _) = run(1);
+    let (b, _) = run(2);
+    assert_ne!(a, b, "reset jitter differs per seed");
+}
+
+#[test]
+fn bad_roms_and_states_are_errors() {
+    let err = ZeldaEnv::new(vec![0; 100], EnvConfig::default(), RewardConfig::default()).err().unwrap();
+    assert!(err.to_string().contains("cartridge"), "{err}");
+    let err = ZeldaEnv::with_start_state(
+        zelda::MINI_ZELDA.to_vec(),
+        vec![1, 2, 3],
+        EnvConfig::default(),
+        RewardConfig::default(),
+    )
+    .err()
+    .unwrap();
+    assert!(err.to_string().contains("start state"), "{err}");
+    let bad = EnvConfig {
+        frame_skip: 0,
+        ..Default::default()
+    };
+    let err = ZeldaEnv::new(zelda::MINI_ZELDA.to_vec(), bad, RewardConfig::default()).err().unwrap();
+    assert!(err.to_string().contains("frame_skip"), "{err}");
+}
