@@ -23,19 +23,23 @@ ensure_apt() {
   fi
 }
 
-# ensure_venv : create .venv and install the pinned test requirements when they changed.
+# ensure_venv [REQUIREMENTS...] : create .venv and install pinned requirement files
+# (default tests/requirements.txt) whenever one of them changed.
 ensure_venv() {
-  local req="$ROOT/tests/requirements.txt"
-  local stamp="$VENV/.requirements.sha1"
-  local want
-  want="$(sha1sum "$req" | cut -d' ' -f1)"
+  local reqs=("$@")
+  [ ${#reqs[@]} -gt 0 ] || reqs=("$ROOT/tests/requirements.txt")
   if [ ! -x "$VENV/bin/python" ]; then
     log "creating Python venv in .venv"
     python3 -m venv "$VENV"
   fi
-  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    log "installing pinned Python packages (tests/requirements.txt)"
-    "$VENV/bin/pip" install -q --disable-pip-version-check -r "$req"
-    echo "$want" >"$stamp"
-  fi
+  local req stamp want
+  for req in "${reqs[@]}"; do
+    stamp="$VENV/.$(basename "$(dirname "$req")")-$(basename "$req").sha1"
+    want="$(sha1sum "$req" | cut -d' ' -f1)"
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+      log "installing pinned Python packages (${req#"$ROOT"/})"
+      "$VENV/bin/pip" install -q --disable-pip-version-check -r "$req"
+      echo "$want" >"$stamp"
+    fi
+  done
 }

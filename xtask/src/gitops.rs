@@ -11,11 +11,14 @@
 //! 4. the EPP knobs select real EndpointPickerConfig files whose content matches them;
 //! 5. seed conformance: the structure and every number of the deployment design;
 //! 6. every `zelda-rl` command line parses with the real CLI, and the Ray driver's with its
-//!    argparse parser.
+//!    argparse parser;
+//! 7. the Grafana dashboard charts only metrics zelda-rl exports or vLLM / the llm-d EPP
+//!    document, and keeps the panels the project relies on.
 //!
 //! Problems name the source file, the object (`Kind namespace/name`) and the field.
 
 mod commands;
+mod dashboard;
 mod epp;
 mod model;
 mod policy;
@@ -309,6 +312,9 @@ pub fn run(args: &Args) -> Result<()> {
             }
         }
         for (obj, field, msg) in epp::check(&t.objs, &cms) {
+            report.add_obj(t, obj, &field, msg);
+        }
+        for (obj, field, msg) in dashboard::check(&t.objs) {
             report.add_obj(t, obj, &field, msg);
         }
         if !args.no_seed {

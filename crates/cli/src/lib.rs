@@ -8,6 +8,15 @@ use std::io::IsTerminal;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+pub mod common;
+pub mod emu;
+pub mod evaluate;
+pub mod hud;
+pub mod rollout;
+pub mod rom;
+pub mod segments;
+pub mod train;
+
 /// Top-level command line.
 #[derive(Debug, Parser)]
 #[command(name = "zelda-rl", version, about, propagate_version = true)]
@@ -44,7 +53,31 @@ pub enum LogFormat {
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Game Boy emulator: run a ROM headless, or measure its speed.
+    #[command(subcommand)]
+    Emu(emu::EmuCommand),
+    /// Serve the live HUD: every agent's screen, the room map, curves, judge scores,
+    /// segment replays.
+    Hud(hud::HudArgs),
+    /// Judge a run's segments with the LLM judges (or the offline judge) into
+    /// `<run>/scores/scores.jsonl`; resumable.
+    Evaluate(evaluate::EvaluateArgs),
+    /// Train a reward model from a run's judge scores.
+    #[command(subcommand)]
+    RewardModel(train::RewardModelCommand),
+    /// Inspect ROM files.
+    #[command(subcommand)]
+    Rom(rom::RomCommand),
+    /// Play environments with a policy and write their episode segments to the store.
+    Rollout(rollout::RolloutArgs),
+    /// List, inspect and replay stored episode segments.
+    #[command(subcommand)]
+    Segments(segments::SegmentsCommand),
+    /// The main job: train PPO agents in bursts (rollouts and updates, judge evaluation,
+    /// reward model), with checkpoints and `--resume`.
+    Train(train::TrainArgs),
+}
 
 /// Sets up `tracing` on stderr according to the global options.
 pub fn init_logging(global: &GlobalArgs) {
@@ -68,5 +101,14 @@ pub fn init_logging(global: &GlobalArgs) {
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {}
+    match cli.command {
+        Command::Emu(cmd) => emu::run(cmd),
+        Command::Evaluate(args) => evaluate::run(args),
+        Command::Hud(args) => hud::run(args),
+        Command::Rom(cmd) => rom::run(cmd),
+        Command::Rollout(args) => rollout::run(args),
+        Command::Segments(cmd) => segments::run(cmd),
+        Command::RewardModel(cmd) => train::run_reward_model(cmd),
+        Command::Train(args) => train::run(args),
+    }
 }

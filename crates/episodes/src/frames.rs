@@ -45,7 +45,9 @@ pub fn decode_png(bytes: &[u8]) -> Result<Vec<u8>, String> {
         ));
     }
     let mut buf = vec![0u8; reader.output_buffer_size().ok_or("PNG too large")?];
-    let frame_info = reader.next_frame(&mut buf).map_err(|e| format!("PNG: {e}"))?;
+    let frame_info = reader
+        .next_frame(&mut buf)
+        .map_err(|e| format!("PNG: {e}"))?;
     let stride = frame_info.line_size;
     let mut out = Vec::with_capacity(WIDTH * HEIGHT);
     for y in 0..HEIGHT {
@@ -65,7 +67,9 @@ mod tests {
 
     #[test]
     fn png_round_trip() {
-        let frame: Vec<u8> = (0..WIDTH * HEIGHT).map(|i| ((i * 7 + i / 160) % 4) as u8).collect();
+        let frame: Vec<u8> = (0..WIDTH * HEIGHT)
+            .map(|i| ((i * 7 + i / 160) % 4) as u8)
+            .collect();
         let png = encode_png(&frame);
         assert_eq!(&png[1..4], b"PNG");
         assert_eq!(decode_png(&png).unwrap(), frame);

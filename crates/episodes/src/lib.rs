@@ -4,6 +4,6 @@ pub mod replay;
 pub mod segment;
 pub mod store;
 
-pub use segment::{EpisodeEnd, Keyframe, Segment, SegmentError, SegmentMeta};
 pub use replay::{ReplayError, ReplayReport, replay};
+pub use segment::{EpisodeEnd, Keyframe, Segment, SegmentError, SegmentMeta};
 pub use store::{ObjectInfo, PutOutcome, Store, StoreError};

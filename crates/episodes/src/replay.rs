@@ -11,7 +11,9 @@ use crate::segment::Segment;
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
     /// The ROM given is not the one the segment was recorded on.
-    #[error("segment {segment} was recorded on cartridge SHA-1 {recorded}, but the ROM given has SHA-1 {given}")]
+    #[error(
+        "segment {segment} was recorded on cartridge SHA-1 {recorded}, but the ROM given has SHA-1 {given}"
+    )]
     WrongCartridge {
         /// Segment id.
         segment: String,
@@ -90,7 +92,10 @@ pub fn replay(
     };
     let start = GameState::read(&gb);
     if start != seg.meta.start {
-        return Err(diverged("start".into(), format!("state {start:?} != recorded {:?}", seg.meta.start)));
+        return Err(diverged(
+            "start".into(),
+            format!("state {start:?} != recorded {:?}", seg.meta.start),
+        ));
     }
     let actions: Vec<Action> = seg
         .meta
@@ -107,10 +112,18 @@ pub fn replay(
     let mut checked = 0;
     for (step, (&a, recorded)) in seg.actions.iter().zip(&seg.states).enumerate() {
         let step = step as u32;
-        zelda::env::advance(&mut gb, actions[usize::from(a)].buttons(), &seg.meta.env_config, true);
+        zelda::env::advance(
+            &mut gb,
+            actions[usize::from(a)].buttons(),
+            &seg.meta.env_config,
+            true,
+        );
         let now = GameState::read(&gb);
         if now != *recorded {
-            return Err(diverged(step.to_string(), format!("state {now:?} != recorded {recorded:?}")));
+            return Err(diverged(
+                step.to_string(),
+                format!("state {now:?} != recorded {recorded:?}"),
+            ));
         }
         if keyframes.peek().is_some_and(|k| k.step == step) {
             let k = keyframes.next().expect("peeked");
@@ -119,7 +132,11 @@ pub fn replay(
             if let Some(px) = want.iter().zip(gb.frame().iter()).position(|(a, b)| a != b) {
                 return Err(diverged(
                     step.to_string(),
-                    format!("keyframe differs at pixel ({}, {})", px % gameboy::WIDTH, px / gameboy::WIDTH),
+                    format!(
+                        "keyframe differs at pixel ({}, {})",
+                        px % gameboy::WIDTH,
+                        px / gameboy::WIDTH
+                    ),
                 ));
             }
             checked += 1;

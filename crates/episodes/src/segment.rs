@@ -99,7 +99,7 @@ pub struct SegmentMeta {
 }
 
 /// One stored screen.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Keyframe {
     /// Step (within the segment) after which the screen was taken.
     pub step: u32,
@@ -158,7 +158,9 @@ fn sort_keys(v: serde_json::Value) -> serde_json::Value {
             let sorted: BTreeMap<_, _> = map.into_iter().map(|(k, v)| (k, sort_keys(v))).collect();
             serde_json::Value::Object(sorted.into_iter().collect())
         }
-        serde_json::Value::Array(a) => serde_json::Value::Array(a.into_iter().map(sort_keys).collect()),
+        serde_json::Value::Array(a) => {
+            serde_json::Value::Array(a.into_iter().map(sort_keys).collect())
+        }
         other => other,
     }
 }
@@ -166,7 +168,12 @@ fn sort_keys(v: serde_json::Value) -> serde_json::Value {
 impl Segment {
     /// The object key this segment is stored under.
     pub fn key(&self) -> String {
-        segment_key(&self.meta.run, self.meta.worker, self.meta.env, self.meta.index)
+        segment_key(
+            &self.meta.run,
+            self.meta.worker,
+            self.meta.env,
+            self.meta.index,
+        )
     }
 
     /// A short id, `<run>/<worker>-<env>/<index>`, used in scores.
@@ -180,7 +187,10 @@ impl Segment {
     /// Total reward per step.
     pub fn step_rewards(&self) -> Vec<f32> {
         let c = self.meta.reward_components.len().max(1);
-        self.rewards.chunks_exact(c).map(|r| r.iter().sum()).collect()
+        self.rewards
+            .chunks_exact(c)
+            .map(|r| r.iter().sum())
+            .collect()
     }
 
     /// Sum of all rewards.
@@ -192,7 +202,10 @@ impl Segment {
     pub fn validate(&self) -> Result<(), String> {
         let m = &self.meta;
         if m.format != FORMAT_NAME {
-            return Err(format!("meta.json: format is `{}`, expected `{FORMAT_NAME}`", m.format));
+            return Err(format!(
+                "meta.json: format is `{}`, expected `{FORMAT_NAME}`",
+                m.format
+            ));
         }
         if m.version != FORMAT_VERSION {
             return Err(format!(
@@ -202,7 +215,10 @@ impl Segment {
         }
         let steps = m.steps as usize;
         if self.actions.len() != steps {
-            return Err(format!("actions.bin: {} actions for {steps} steps", self.actions.len()));
+            return Err(format!(
+                "actions.bin: {} actions for {steps} steps",
+                self.actions.len()
+            ));
         }
         if let Some((i, a)) = self
             .actions
@@ -224,7 +240,10 @@ impl Segment {
             ));
         }
         if self.states.len() != steps {
-            return Err(format!("states.jsonl: {} lines for {steps} steps", self.states.len()));
+            return Err(format!(
+                "states.jsonl: {} lines for {steps} steps",
+                self.states.len()
+            ));
         }
         let kf: Vec<u32> = self.keyframes.iter().map(|k| k.step).collect();
         if kf != m.keyframes {
@@ -234,7 +253,10 @@ impl Segment {
             ));
         }
         if let Some(k) = self.keyframes.iter().find(|k| k.step >= m.steps) {
-            return Err(format!("frames/: keyframe step {} beyond {steps} steps", k.step));
+            return Err(format!(
+                "frames/: keyframe step {} beyond {steps} steps",
+                k.step
+            ));
         }
         Ok(())
     }
@@ -305,7 +327,9 @@ impl Segment {
             .read_to_end(&mut tar_bytes)
             .map_err(|e| err(format!("zstd: {e} (truncated or corrupted)")))?;
         if tar_bytes.len() as u64 > MAX_DECOMPRESSED {
-            return Err(err(format!("decompresses to more than {MAX_DECOMPRESSED} bytes")));
+            return Err(err(format!(
+                "decompresses to more than {MAX_DECOMPRESSED} bytes"
+            )));
         }
         let mut members: Vec<(String, Vec<u8>)> = Vec::new();
         let mut archive = tar::Archive::new(tar_bytes.as_slice());
@@ -326,15 +350,14 @@ impl Segment {
             }
             members.push((name, data));
         }
-        let (last_name, sums) = members
-            .pop()
-            .ok_or_else(|| err("empty archive".into()))?;
+        let (last_name, sums) = members.pop().ok_or_else(|| err("empty archive".into()))?;
         if last_name != "checksums.sha256" {
             return Err(err(format!(
                 "last member is `{last_name}`, expected checksums.sha256 (truncated?)"
             )));
         }
-        let sums = String::from_utf8(sums).map_err(|_| err("checksums.sha256 is not UTF-8".into()))?;
+        let sums =
+            String::from_utf8(sums).map_err(|_| err("checksums.sha256 is not UTF-8".into()))?;
         let mut listed = BTreeMap::new();
         for (i, line) in sums.lines().enumerate() {
             let (digest, name) = line
@@ -352,7 +375,9 @@ impl Segment {
             }
         }
         if let Some(name) = listed.keys().next() {
-            return Err(err(format!("member {name} is listed in checksums.sha256 but missing")));
+            return Err(err(format!(
+                "member {name} is listed in checksums.sha256 but missing"
+            )));
         }
         let mut take = |name: &str| -> Result<Vec<u8>, SegmentError> {
             let i = members
@@ -364,16 +389,23 @@ impl Segment {
         let meta_bytes = take("meta.json")?;
         // Check the version before the full schema, so an old or new segment says so
         // instead of failing on a field it does not know.
-        let probe: serde_json::Value = serde_json::from_slice(&meta_bytes)
-            .map_err(|e| err(format!("meta.json: {e}")))?;
-        match (probe.get("format").and_then(|v| v.as_str()), probe.get("version").and_then(|v| v.as_u64())) {
+        let probe: serde_json::Value =
+            serde_json::from_slice(&meta_bytes).map_err(|e| err(format!("meta.json: {e}")))?;
+        match (
+            probe.get("format").and_then(|v| v.as_str()),
+            probe.get("version").and_then(|v| v.as_u64()),
+        ) {
             (Some(FORMAT_NAME), Some(v)) if v == u64::from(FORMAT_VERSION) => {}
             (Some(FORMAT_NAME), Some(v)) => {
                 return Err(err(format!(
                     "meta.json: format version {v} is not supported (this reader: {FORMAT_VERSION})"
                 )));
             }
-            _ => return Err(err(format!("meta.json: not a {FORMAT_NAME} (format/version fields)"))),
+            _ => {
+                return Err(err(format!(
+                    "meta.json: not a {FORMAT_NAME} (format/version fields)"
+                )));
+            }
         }
         let meta: SegmentMeta =
             serde_json::from_slice(&meta_bytes).map_err(|e| err(format!("meta.json: {e}")))?;
@@ -441,7 +473,9 @@ pub(crate) mod tests {
             s.x = (i % 160) as u8;
             states.push(s);
         }
-        let keyframes: Vec<u32> = (0..steps).filter(|s| s % 32 == 0 || *s == steps - 1).collect();
+        let keyframes: Vec<u32> = (0..steps)
+            .filter(|s| s % 32 == 0 || *s == steps - 1)
+            .collect();
         Segment {
             meta: SegmentMeta {
                 format: FORMAT_NAME.into(),
@@ -474,7 +508,10 @@ pub(crate) mod tests {
             states,
             keyframes: keyframes
                 .iter()
-                .map(|&step| Keyframe { step, png: vec![step as u8; 40] })
+                .map(|&step| Keyframe {
+                    step,
+                    png: vec![step as u8; 40],
+                })
                 .collect(),
         }
     }
@@ -503,12 +540,21 @@ pub(crate) mod tests {
         assert!(e.to_string().contains("not a zstd stream"), "{e}");
         // A flipped byte inside a member: re-pack the tar with one member changed.
         let mut tar_bytes = Vec::new();
-        zstd::Decoder::new(bytes.as_slice()).unwrap().read_to_end(&mut tar_bytes).unwrap();
-        let pos = tar_bytes.windows(4).position(|w| w == [7, 7, 7, 7]).unwrap();
+        zstd::Decoder::new(bytes.as_slice())
+            .unwrap()
+            .read_to_end(&mut tar_bytes)
+            .unwrap();
+        let pos = tar_bytes
+            .windows(4)
+            .position(|w| w == [7, 7, 7, 7])
+            .unwrap();
         tar_bytes[pos] = 8;
         let repacked = zstd::encode_all(tar_bytes.as_slice(), 3).unwrap();
         let e = Segment::decode(&repacked, "z.seg").unwrap_err();
-        assert!(e.to_string().contains("start.state: checksum mismatch"), "{e}");
+        assert!(
+            e.to_string().contains("start.state: checksum mismatch"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -520,7 +566,10 @@ pub(crate) mod tests {
         let mut seg = sample(10);
         let bytes = seg.encode().unwrap();
         let mut tar_bytes = Vec::new();
-        zstd::Decoder::new(bytes.as_slice()).unwrap().read_to_end(&mut tar_bytes).unwrap();
+        zstd::Decoder::new(bytes.as_slice())
+            .unwrap()
+            .read_to_end(&mut tar_bytes)
+            .unwrap();
         let text = String::from_utf8_lossy(&tar_bytes).into_owned();
         assert!(text.contains("\"version\": 1"));
         seg.meta.version = 1;
@@ -541,7 +590,14 @@ pub(crate) mod tests {
         }
         let meta = members[0].1.clone();
         let sums = String::from_utf8(members.last().unwrap().1.clone()).unwrap();
-        let first = sums.lines().next().unwrap().split_once("  ").unwrap().0.to_string();
+        let first = sums
+            .lines()
+            .next()
+            .unwrap()
+            .split_once("  ")
+            .unwrap()
+            .0
+            .to_string();
         let fixed = sums.replace(&first, &hex::encode(Sha256::digest(&meta)));
         let n = members.len();
         members[n - 1].1 = fixed.into_bytes();
@@ -554,7 +610,10 @@ pub(crate) mod tests {
         }
         let z = zstd::encode_all(b.into_inner().unwrap().as_slice(), 3).unwrap();
         let e = Segment::decode(&z, "v2.seg").unwrap_err();
-        assert!(e.to_string().contains("format version 2 is not supported"), "{e}");
+        assert!(
+            e.to_string().contains("format version 2 is not supported"),
+            "{e}"
+        );
     }
 
     #[test]

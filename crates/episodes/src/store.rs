@@ -61,7 +61,7 @@ pub enum StoreError {
         key: String,
         /// The backend's error.
         #[source]
-        source: object_store::Error,
+        source: Box<object_store::Error>,
     },
 }
 
@@ -89,6 +89,7 @@ pub struct Store {
     inner: Arc<dyn ObjectStore>,
     root: Path,
     url: String,
+    local: Option<std::path::PathBuf>,
 }
 
 impl Store {
@@ -129,6 +130,7 @@ impl Store {
                 inner: Arc::new(InMemory::new()),
                 root: Path::default(),
                 url: url.to_string(),
+                local: None,
             });
         }
         if url.starts_with("s3://") || url.starts_with("s3a://") {
@@ -146,7 +148,9 @@ impl Store {
             builder = builder.with_bucket_name(bucket);
             if let Some(v) = vars.get("ZELDA_RL_STORE_RETRY_TIMEOUT_SECS") {
                 let secs: u64 = v.parse().map_err(|_| {
-                    invalid(format!("ZELDA_RL_STORE_RETRY_TIMEOUT_SECS must be whole seconds, got `{v}`"))
+                    invalid(format!(
+                        "ZELDA_RL_STORE_RETRY_TIMEOUT_SECS must be whole seconds, got `{v}`"
+                    ))
                 })?;
                 builder = builder.with_retry(object_store::RetryConfig {
                     retry_timeout: std::time::Duration::from_secs(secs),
@@ -178,6 +182,7 @@ impl Store {
                 inner: Arc::new(store),
                 root,
                 url: url.to_string(),
+                local: None,
             });
         }
         let dir = match url.strip_prefix("file://") {
@@ -199,7 +204,13 @@ impl Store {
             inner: Arc::new(local),
             root: Path::default(),
             url: url.to_string(),
+            local: Some(dir),
         })
+    }
+
+    /// The folder of a local store (`None` for S3 and memory stores).
+    pub fn local_root(&self) -> Option<&std::path::Path> {
+        self.local.as_deref()
     }
 
     /// The URL this store was opened from.
@@ -225,7 +236,7 @@ impl Store {
                 store: self.url.clone(),
                 op,
                 key: key.to_string(),
-                source,
+                source: Box::new(source),
             },
         }
     }
@@ -262,7 +273,9 @@ impl Store {
         {
             Ok(_) => Ok(PutOutcome::Created),
             Err(object_store::Error::AlreadyExists { .. })
-            | Err(object_store::Error::Precondition { .. }) => self.compare_existing(key, &bytes).await,
+            | Err(object_store::Error::Precondition { .. }) => {
+                self.compare_existing(key, &bytes).await
+            }
             // Servers without conditional PUT: the existence check above already ran. The
             // window since then is only open to another writer of the same key, and writers
             // of one key write the same bytes (keys are derived from deterministic content).
@@ -305,7 +318,10 @@ impl Store {
             .get(&self.path(key))
             .await
             .map_err(|e| self.backend("get", key, e))?;
-        result.bytes().await.map_err(|e| self.backend("get", key, e))
+        result
+            .bytes()
+            .await
+            .map_err(|e| self.backend("get", key, e))
     }
 
     /// Reads a whole object, or `None` when it does not exist.
@@ -370,22 +386,47 @@ mod tests {
     async fn exercise(store: &Store) {
         store.check().await.unwrap();
         assert_eq!(
-            store.put_new("runs/a/x.seg", Bytes::from_static(b"one")).await.unwrap(),
+            store
+                .put_new("runs/a/x.seg", Bytes::from_static(b"one"))
+                .await
+                .unwrap(),
             PutOutcome::Created
         );
         assert_eq!(
-            store.put_new("runs/a/x.seg", Bytes::from_static(b"one")).await.unwrap(),
+            store
+                .put_new("runs/a/x.seg", Bytes::from_static(b"one"))
+                .await
+                .unwrap(),
             PutOutcome::AlreadyPresent
         );
         let err = store
             .put_new("runs/a/x.seg", Bytes::from_static(b"two!"))
             .await
             .unwrap_err();
-        assert!(matches!(err, StoreError::Conflict { existing: 3, new: 4, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                StoreError::Conflict {
+                    existing: 3,
+                    new: 4,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         assert!(err.to_string().contains("runs/a/x.seg"), "{err}");
-        assert_eq!(store.get("runs/a/x.seg").await.unwrap(), Bytes::from_static(b"one"));
-        store.put("runs/a/y.seg", Bytes::from_static(b"2")).await.unwrap();
-        store.put("runs/b/z", Bytes::from_static(b"3")).await.unwrap();
+        assert_eq!(
+            store.get("runs/a/x.seg").await.unwrap(),
+            Bytes::from_static(b"one")
+        );
+        store
+            .put("runs/a/y.seg", Bytes::from_static(b"2"))
+            .await
+            .unwrap();
+        store
+            .put("runs/b/z", Bytes::from_static(b"3"))
+            .await
+            .unwrap();
         let listed = store.list("runs/a").await.unwrap();
         let keys: Vec<_> = listed.iter().map(|o| o.key.as_str()).collect();
         assert_eq!(keys, ["runs/a/x.seg", "runs/a/y.seg"]);
@@ -418,7 +459,12 @@ mod tests {
 
     #[test]
     fn bad_urls_are_named() {
-        for url in ["ftp://x/y", "file://relative", "memory://x", "s3:///nobucket"] {
+        for url in [
+            "ftp://x/y",
+            "file://relative",
+            "memory://x",
+            "s3:///nobucket",
+        ] {
             let err = Store::open(url).unwrap_err();
             assert!(err.to_string().contains(url), "{err}");
         }

@@ -36,7 +36,11 @@ fn rclone() -> PathBuf {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn start_server() -> Server {
@@ -54,7 +58,10 @@ fn start_server() -> Server {
         .expect("starting rclone serve s3");
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "rclone serve s3 did not listen on {port}");
+        assert!(
+            Instant::now() < deadline,
+            "rclone serve s3 did not listen on {port}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     Server {
@@ -85,17 +92,39 @@ async fn s3_store_round_trip_idempotency_and_errors() {
 
     let seg_bytes = Bytes::from(vec![42u8; 300_000]);
     let key = "r1/segments/000-000/00000000.seg";
-    assert_eq!(store.put_new(key, seg_bytes.clone()).await.unwrap(), PutOutcome::Created);
-    assert_eq!(store.put_new(key, seg_bytes.clone()).await.unwrap(), PutOutcome::AlreadyPresent);
-    let conflict = store.put_new(key, Bytes::from_static(b"other")).await.unwrap_err();
-    assert!(matches!(conflict, StoreError::Conflict { .. }), "{conflict}");
-    assert_eq!(store.get(key).await.unwrap(), seg_bytes, "a conflicting write left the object intact");
-    store.put("r1/scores/scores.jsonl", Bytes::from_static(b"{}\n")).await.unwrap();
+    assert_eq!(
+        store.put_new(key, seg_bytes.clone()).await.unwrap(),
+        PutOutcome::Created
+    );
+    assert_eq!(
+        store.put_new(key, seg_bytes.clone()).await.unwrap(),
+        PutOutcome::AlreadyPresent
+    );
+    let conflict = store
+        .put_new(key, Bytes::from_static(b"other"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(conflict, StoreError::Conflict { .. }),
+        "{conflict}"
+    );
+    assert_eq!(
+        store.get(key).await.unwrap(),
+        seg_bytes,
+        "a conflicting write left the object intact"
+    );
+    store
+        .put("r1/scores/scores.jsonl", Bytes::from_static(b"{}\n"))
+        .await
+        .unwrap();
     let listed = store.list("r1").await.unwrap();
     let keys: Vec<_> = listed.iter().map(|o| o.key.as_str()).collect();
     assert_eq!(keys, ["r1/scores/scores.jsonl", key]);
     assert_eq!(listed[1].size, 300_000);
-    assert!(matches!(store.get("r1/missing").await.unwrap_err(), StoreError::NotFound { .. }));
+    assert!(matches!(
+        store.get("r1/missing").await.unwrap_err(),
+        StoreError::NotFound { .. }
+    ));
 
     // The objects really live under the prefix in the bucket.
     let raw = Store::open_with_vars("s3://episodes", vars(server.port)).unwrap();
@@ -125,13 +154,22 @@ async fn unreachable_and_misconfigured_stores_fail_clearly() {
     bad.retain(|(k, _)| k != "AWS_SECRET_ACCESS_KEY");
     bad.push(("AWS_SECRET_ACCESS_KEY".into(), "wrong".into()));
     let store = Store::open_with_vars("s3://episodes/runs", bad).unwrap();
-    let err = store.put_new("x/y.seg", Bytes::from_static(b"1")).await.unwrap_err();
+    let err = store
+        .put_new("x/y.seg", Bytes::from_static(b"1"))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("x/y.seg"), "{err}");
 }
 
 fn sample_segment() -> Segment {
     use episodes::segment::*;
-    let mem = |addr: u16| if addr == zelda::ram::GAME_MODE { 0x0B } else { 0 };
+    let mem = |addr: u16| {
+        if addr == zelda::ram::GAME_MODE {
+            0x0B
+        } else {
+            0
+        }
+    };
     let state = zelda::GameState::read(&mem);
     Segment {
         meta: SegmentMeta {
@@ -164,8 +202,14 @@ fn sample_segment() -> Segment {
         rewards: vec![-0.001, -0.001],
         states: vec![state, state],
         keyframes: vec![
-            Keyframe { step: 0, png: vec![1] },
-            Keyframe { step: 1, png: vec![2] },
+            Keyframe {
+                step: 0,
+                png: vec![1],
+            },
+            Keyframe {
+                step: 1,
+                png: vec![2],
+            },
         ],
     }
 }

@@ -56,7 +56,7 @@ pub struct SegmentContext {
 }
 
 /// The segment being recorded for one environment.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Recorder {
     env_id: u32,
     next_index: u64,
@@ -64,7 +64,7 @@ pub(crate) struct Recorder {
     current: Option<Open>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Open {
     index: u64,
     episode: u64,
@@ -92,6 +92,7 @@ impl Recorder {
 
     /// Records the step just taken by `env` (which chose `action`); returns the segment when
     /// it is complete (full, or the episode ended).
+    #[allow(clippy::too_many_arguments)] // one call site, each argument a distinct fact of the step
     pub(crate) fn record(
         &mut self,
         env: &ZeldaEnv,
@@ -125,7 +126,7 @@ impl Recorder {
         open.rewards.extend_from_slice(rewards);
         open.states.push(*env.state());
         let last = ended.is_some() || step + 1 == cfg.steps;
-        if step % cfg.keyframe_interval == 0 || last {
+        if step.is_multiple_of(cfg.keyframe_interval) || last {
             open.keyframes.push(Keyframe {
                 step,
                 png: episodes::frames::encode_png(env.gameboy().frame()),
@@ -184,7 +185,12 @@ impl Recorder {
                 emulator_version: gameboy::VERSION.into(),
                 config_hash: ctx.config_hash.clone(),
                 env_config: env.config().clone(),
-                actions: env.actions().names().into_iter().map(String::from).collect(),
+                actions: env
+                    .actions()
+                    .names()
+                    .into_iter()
+                    .map(String::from)
+                    .collect(),
                 reward_components: RewardConfig::NAMES.iter().map(|s| s.to_string()).collect(),
                 keyframe_interval: cfg.keyframe_interval,
                 keyframes,

@@ -3,8 +3,9 @@
 
 use episodes::segment::{EpisodeEnd, Segment};
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 use zelda::obs::{FEATURES, FRAME_PIXELS};
-use zelda::{EnvConfig, GameState, RewardConfig, ZeldaEnv, reward::COMPONENTS};
+use zelda::{EnvConfig, EnvSnapshot, GameState, RewardConfig, ZeldaEnv, reward::COMPONENTS};
 
 use crate::recorder::{Recorder, RecorderConfig, SegmentContext};
 
@@ -20,6 +21,28 @@ pub enum VecEnvError {
     /// The thread pool could not start.
     #[error("thread pool: {0}")]
     Pool(String),
+    /// A snapshot does not fit these environments.
+    #[error("snapshot: {0}")]
+    Snapshot(String),
+}
+
+/// Version of the [`VecEnv::snapshot`] encoding.
+const SNAPSHOT_VERSION: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+struct VecSnapshot {
+    version: u32,
+    seed: u64,
+    worker: u32,
+    slots: Vec<SlotSnapshot>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SlotSnapshot {
+    env: EnvSnapshot,
+    recorder: Recorder,
+    episode_return: f32,
+    episode_components: Vec<f32>,
 }
 
 /// Statistics of one finished episode.
@@ -99,11 +122,15 @@ impl VecEnv {
             return Err(VecEnvError::Config("envs must be at least 1".into()));
         }
         if n > 255 * 4 {
-            return Err(VecEnvError::Config(format!("{n} envs per worker is more than 1020")));
+            return Err(VecEnvError::Config(format!(
+                "{n} envs per worker is more than 1020"
+            )));
         }
         recorder_cfg.validate().map_err(VecEnvError::Config)?;
         let first = match start_state {
-            Some(s) => ZeldaEnv::with_start_state(rom.to_vec(), s, env_cfg.clone(), reward_cfg.clone())?,
+            Some(s) => {
+                ZeldaEnv::with_start_state(rom.to_vec(), s, env_cfg.clone(), reward_cfg.clone())?
+            }
             None => ZeldaEnv::new(rom.to_vec(), env_cfg.clone(), reward_cfg.clone())?,
         };
         let boot = first.start_state().to_vec();
@@ -197,7 +224,14 @@ impl VecEnv {
     pub fn reset_all(&mut self) {
         let (seed, worker) = (self.seed, self.worker);
         self.run(|slot, fr, fe| {
-            let s = crate::derive_seed(seed, &[u64::from(worker), u64::from(slot.id), slot.env.episode() + 1]);
+            let s = crate::derive_seed(
+                seed,
+                &[
+                    u64::from(worker),
+                    u64::from(slot.id),
+                    slot.env.episode() + 1,
+                ],
+            );
             slot.env.reset(s);
             slot.episode_return = 0.0;
             slot.episode_components = [0.0; COMPONENTS];
@@ -209,7 +243,11 @@ impl VecEnv {
     /// (the observation then is the new episode's first; the final one is kept, see
     /// [`VecEnv::final_observation`]).
     pub fn step(&mut self, actions: &[usize]) {
-        assert_eq!(actions.len(), self.slots.len(), "one action per environment");
+        assert_eq!(
+            actions.len(),
+            self.slots.len(),
+            "one action per environment"
+        );
         let (seed, worker, record) = (self.seed, self.worker, self.record);
         let cfg = &self.recorder_cfg;
         let ctx = &self.ctx;
@@ -232,7 +270,11 @@ impl VecEnv {
             slot.terminated = out.terminated;
             slot.truncated = out.truncated;
             slot.episode_return += slot.reward;
-            for (acc, c) in slot.episode_components.iter_mut().zip(out.reward.components) {
+            for (acc, c) in slot
+                .episode_components
+                .iter_mut()
+                .zip(out.reward.components)
+            {
                 *acc += c;
             }
             let ended = if out.terminated {
@@ -254,7 +296,8 @@ impl VecEnv {
                 );
             }
             if out.done() {
-                slot.env.write_observation(&mut slot.final_frames, &mut slot.final_features);
+                slot.env
+                    .write_observation(&mut slot.final_frames, &mut slot.final_features);
                 slot.finished = Some(EpisodeStats {
                     env: slot.id,
                     episode: slot.env.episode(),
@@ -266,7 +309,14 @@ impl VecEnv {
                     terminated: out.terminated,
                     last: *slot.env.state(),
                 });
-                let s = crate::derive_seed(seed, &[u64::from(worker), u64::from(slot.id), slot.env.episode() + 1]);
+                let s = crate::derive_seed(
+                    seed,
+                    &[
+                        u64::from(worker),
+                        u64::from(slot.id),
+                        slot.env.episode() + 1,
+                    ],
+                );
                 slot.env.reset(s);
                 slot.episode_return = 0.0;
                 slot.episode_components = [0.0; COMPONENTS];
@@ -283,13 +333,85 @@ impl VecEnv {
         }
     }
 
+    /// Everything needed to continue these environments exactly (emulators, observation
+    /// stacks, reward memory, open segments), as bytes.
+    pub fn snapshot(&self) -> Vec<u8> {
+        let snap = VecSnapshot {
+            version: SNAPSHOT_VERSION,
+            seed: self.seed,
+            worker: self.worker,
+            slots: self
+                .slots
+                .iter()
+                .map(|s| SlotSnapshot {
+                    env: s.env.snapshot(),
+                    recorder: s.recorder.clone(),
+                    episode_return: s.episode_return,
+                    episode_components: s.episode_components.to_vec(),
+                })
+                .collect(),
+        };
+        postcard::to_allocvec(&snap).expect("snapshot serialises")
+    }
+
+    /// Continues from [`VecEnv::snapshot`] bytes of a vector env with the same ROM, size,
+    /// seed and settings, and rewrites the observations.
+    pub fn restore(&mut self, bytes: &[u8]) -> Result<(), VecEnvError> {
+        let snap: VecSnapshot = postcard::from_bytes(bytes)
+            .map_err(|e| VecEnvError::Snapshot(format!("unreadable ({e})")))?;
+        if snap.version != SNAPSHOT_VERSION {
+            return Err(VecEnvError::Snapshot(format!(
+                "version {} (this build reads {SNAPSHOT_VERSION})",
+                snap.version
+            )));
+        }
+        if snap.slots.len() != self.slots.len()
+            || snap.seed != self.seed
+            || snap.worker != self.worker
+        {
+            return Err(VecEnvError::Snapshot(format!(
+                "taken of {} envs, seed {}, worker {}; these are {} envs, seed {}, worker {}",
+                snap.slots.len(),
+                snap.seed,
+                snap.worker,
+                self.slots.len(),
+                self.seed,
+                self.worker
+            )));
+        }
+        for (slot, s) in self.slots.iter_mut().zip(snap.slots) {
+            slot.env.restore(&s.env)?;
+            slot.recorder = s.recorder;
+            slot.episode_return = s.episode_return;
+            slot.episode_components = s
+                .episode_components
+                .try_into()
+                .map_err(|_| VecEnvError::Snapshot("reward component count differs".into()))?;
+        }
+        self.run(|slot, fr, fe| slot.env.write_observation(fr, fe));
+        Ok(())
+    }
+
     /// Closes every open segment (end of a burst) so no recorded step is lost.
     pub fn flush_segments(&mut self) {
         for slot in &mut self.slots {
-            if let Some(seg) = slot.recorder.flush(&slot.env, &self.recorder_cfg, &self.ctx) {
+            if let Some(seg) = slot
+                .recorder
+                .flush(&slot.env, &self.recorder_cfg, &self.ctx)
+            {
                 self.segments.push(seg);
             }
         }
+    }
+
+    /// Sets the training burst recorded in the segments from now on.
+    pub fn set_burst(&mut self, burst: u32) {
+        self.ctx.burst = burst;
+    }
+
+    /// Sets the policy name recorded in the segments from now on.
+    pub fn set_policy_name(&mut self, name: String) {
+        self.ctx.policy = name;
     }
 
     /// Segments finished since the last call.

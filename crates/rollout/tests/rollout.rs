@@ -19,7 +19,13 @@ fn ctx() -> SegmentContext {
 }
 
 /// Runs a rollout and returns the encoded segments by key.
-fn rollout(threads: usize, seed: u64, envs: usize, steps: usize, env_cfg: EnvConfig) -> Vec<(String, Vec<u8>)> {
+fn rollout(
+    threads: usize,
+    seed: u64,
+    envs: usize,
+    steps: usize,
+    env_cfg: EnvConfig,
+) -> Vec<(String, Vec<u8>)> {
     let mut v = VecEnv::new(
         zelda::MINI_ZELDA,
         None,
@@ -46,7 +52,10 @@ fn rollout(threads: usize, seed: u64, envs: usize, steps: usize, env_cfg: EnvCon
     }
     v.flush_segments();
     segs.extend(v.take_segments());
-    let mut out: Vec<_> = segs.into_iter().map(|s| (s.key(), s.encode().unwrap())).collect();
+    let mut out: Vec<_> = segs
+        .into_iter()
+        .map(|s| (s.key(), s.encode().unwrap()))
+        .collect();
     out.sort();
     out
 }
@@ -60,7 +69,12 @@ fn every_segment_replays_bit_exactly() {
     let segs = rollout(2, 11, 3, 150, cfg);
     // Per env: steps 0..64, 64..100 (episode truncated at 100), then 100..150 flushed at
     // the end: 3 segments each.
-    assert_eq!(segs.len(), 9, "{:?}", segs.iter().map(|s| &s.0).collect::<Vec<_>>());
+    assert_eq!(
+        segs.len(),
+        9,
+        "{:?}",
+        segs.iter().map(|s| &s.0).collect::<Vec<_>>()
+    );
     let mut steps = 0;
     let mut truncated = 0;
     for (key, bytes) in &segs {
@@ -116,10 +130,68 @@ fn exporter_writes_once_and_rerun_is_idempotent() {
             assert_eq!((stats.written, stats.already_present), (0, 2));
         }
     }
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let listed = rt.block_on(store.list("test/segments")).unwrap();
     assert_eq!(listed.len(), 2);
     for (key, bytes) in &segs {
-        assert_eq!(rt.block_on(store.get(key)).unwrap().as_ref(), bytes.as_slice());
+        assert_eq!(
+            rt.block_on(store.get(key)).unwrap().as_ref(),
+            bytes.as_slice()
+        );
     }
+}
+
+#[test]
+fn snapshot_restore_continues_segments_and_observations_exactly() {
+    let make = || {
+        VecEnv::new(
+            zelda::MINI_ZELDA,
+            None,
+            2,
+            EnvConfig::default(),
+            RewardConfig::default(),
+            2,
+            21,
+            ctx(),
+            RecorderConfig {
+                steps: 50,
+                keyframe_interval: 10,
+            },
+            true,
+        )
+        .unwrap()
+    };
+    let actions = |t: usize| vec![t % 15, (t * 3 + 1) % 15];
+    let mut a = make();
+    for t in 0..30 {
+        a.step(&actions(t));
+    }
+    let snap = a.snapshot();
+    let mut b = make();
+    b.step(&[1, 2]);
+    b.restore(&snap).unwrap();
+    assert_eq!(a.frames(), b.frames());
+    assert_eq!(a.features(), b.features());
+    for t in 30..80 {
+        a.step(&actions(t));
+        b.step(&actions(t));
+        assert_eq!(a.frames(), b.frames());
+    }
+    a.flush_segments();
+    b.flush_segments();
+    let enc = |v: Vec<Segment>| {
+        v.into_iter()
+            .map(|s| s.encode().unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(enc(a.take_segments()), enc(b.take_segments()));
+    assert!(
+        b.restore(b"garbage")
+            .unwrap_err()
+            .to_string()
+            .contains("snapshot")
+    );
 }

@@ -179,7 +179,11 @@ mod tests {
     fn standard_sets() {
         assert_eq!(ActionSet::standard(false).len(), 15);
         assert_eq!(ActionSet::standard(true).len(), 17);
-        assert!(!ActionSet::standard(false).actions().contains(&Action::Start));
+        assert!(
+            !ActionSet::standard(false)
+                .actions()
+                .contains(&Action::Start)
+        );
     }
 
     #[test]

@@ -58,7 +58,10 @@ impl EnvConfig {
             ));
         }
         if self.frame_stack == 0 || self.frame_stack > 16 {
-            return Err(format!("env.frame_stack must be in 1..=16, got {}", self.frame_stack));
+            return Err(format!(
+                "env.frame_stack must be in 1..=16, got {}",
+                self.frame_stack
+            ));
         }
         if self.max_steps == 0 {
             return Err("env.max_steps must be at least 1".into());

@@ -1,6 +1,7 @@
 //! One environment: a Game Boy running the game, stepped one agent action at a time.
 
 use gameboy::{Buttons, GameBoy};
+use serde::{Deserialize, Serialize};
 
 use crate::action::ActionSet;
 use crate::config::{EnvConfig, RewardConfig};
@@ -55,7 +56,7 @@ pub fn advance(gb: &mut GameBoy, buttons: Buttons, cfg: &EnvConfig, render_last:
 }
 
 /// SplitMix64: tiny, seedable, and good enough for reset jitter.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct SplitMix64(u64);
 
 impl SplitMix64 {
@@ -84,6 +85,21 @@ impl StepResult {
     pub fn done(&self) -> bool {
         self.terminated || self.truncated
     }
+}
+
+/// Everything that makes an environment continue exactly where it was (checkpoints and
+/// resumable runs): emulator state, observation stack, reward memory, counters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnvSnapshot {
+    /// `GameBoy::save_state` bytes.
+    pub emulator: Vec<u8>,
+    rng: SplitMix64,
+    state: GameState,
+    rooms: Vec<u16>,
+    cells: Vec<((u16, u8, u8), u32)>,
+    steps: u32,
+    episode: u64,
+    frames: FrameStack,
 }
 
 /// One Link's Awakening (or mini-zelda) environment.
@@ -134,7 +150,12 @@ impl ZeldaEnv {
         Ok(Self::assemble(gb, config, rewards, start_state))
     }
 
-    fn assemble(gb: GameBoy, config: EnvConfig, rewards: RewardConfig, start_state: Vec<u8>) -> Self {
+    fn assemble(
+        gb: GameBoy,
+        config: EnvConfig,
+        rewards: RewardConfig,
+        start_state: Vec<u8>,
+    ) -> Self {
         let actions = ActionSet::standard(config.start_select);
         let state = GameState::read(&gb);
         let frames = FrameStack::new(config.frame_stack);
@@ -175,10 +196,12 @@ impl ZeldaEnv {
     /// # Panics
     /// If `action` is out of range: the policy and the action set disagree, a bug.
     pub fn step(&mut self, action: usize) -> StepResult {
-        let act = self
-            .actions
-            .get(action)
-            .unwrap_or_else(|| panic!("action index {action} out of range 0..{}", self.actions.len()));
+        let act = self.actions.get(action).unwrap_or_else(|| {
+            panic!(
+                "action index {action} out of range 0..{}",
+                self.actions.len()
+            )
+        });
         advance(&mut self.gb, act.buttons(), &self.config, true);
         self.frames.push(self.gb.frame());
         let prev = self.state;
@@ -245,9 +268,48 @@ impl ZeldaEnv {
         self.episode
     }
 
+    /// Times Link has stood on his current (room, cell) this episode, this step included.
+    pub fn current_cell_visits(&self) -> u32 {
+        self.tracker.cell_visits(&self.state)
+    }
+
     /// Distinct rooms seen this episode.
     pub fn rooms_this_episode(&self) -> u32 {
         self.tracker.rooms_seen()
+    }
+
+    /// Captures everything needed to continue this environment exactly.
+    pub fn snapshot(&self) -> EnvSnapshot {
+        let (rooms, cells) = self.tracker.to_parts();
+        EnvSnapshot {
+            emulator: self.gb.save_state(),
+            rng: self.rng.clone(),
+            state: self.state,
+            rooms,
+            cells,
+            steps: self.steps,
+            episode: self.episode,
+            frames: self.frames.clone(),
+        }
+    }
+
+    /// Continues from a snapshot taken of an environment with the same ROM and settings.
+    pub fn restore(&mut self, snap: &EnvSnapshot) -> Result<(), EnvError> {
+        if snap.frames.len() != self.config.frame_stack {
+            return Err(EnvError::Config(format!(
+                "snapshot stacks {} frames, this env {}",
+                snap.frames.len(),
+                self.config.frame_stack
+            )));
+        }
+        self.gb.load_state(&snap.emulator)?;
+        self.rng = snap.rng.clone();
+        self.state = snap.state;
+        self.tracker = RewardTracker::from_parts(snap.rooms.clone(), snap.cells.clone());
+        self.steps = snap.steps;
+        self.episode = snap.episode;
+        self.frames = snap.frames.clone();
+        Ok(())
     }
 
     /// The save state resets return to.

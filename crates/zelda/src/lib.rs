@@ -17,7 +17,7 @@ pub mod state;
 
 pub use action::{Action, ActionSet};
 pub use config::{EnvConfig, RewardConfig};
-pub use env::{EnvError, StepResult, ZeldaEnv};
+pub use env::{EnvError, EnvSnapshot, StepResult, ZeldaEnv};
 pub use state::{Direction, GameState, RoomKey};
 
 /// The mini-zelda test cartridge, built from `cartridges/mini-zelda` (the embedded default

@@ -2,6 +2,7 @@
 //! ends with a local map of visited rooms).
 
 use gameboy::{HEIGHT as SCREEN_HEIGHT, WIDTH as SCREEN_WIDTH};
+use serde::{Deserialize, Serialize};
 
 use crate::ram;
 use crate::state::{GameState, Memory};
@@ -41,7 +42,7 @@ pub fn downscale(frame: &[u8], out: &mut [u8]) {
 }
 
 /// The last `n` observation frames, oldest first when written out.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FrameStack {
     frames: Vec<u8>,
     next: usize,
@@ -82,7 +83,8 @@ impl FrameStack {
         let (src_start, len) = (newest * FRAME_PIXELS, FRAME_PIXELS);
         for i in 0..self.n {
             if i != newest {
-                self.frames.copy_within(src_start..src_start + len, i * FRAME_PIXELS);
+                self.frames
+                    .copy_within(src_start..src_start + len, i * FRAME_PIXELS);
             }
         }
     }
@@ -117,30 +119,29 @@ pub struct EpisodeProgress {
     pub cell_visits: u32,
 }
 
-/// Writes the feature vector (layout version [`FEATURES_VERSION`]) into `out`.
-///
-/// Every value lies in [0, 1]. Layout: x, y; direction one-hot (4); health fraction; max
-/// hearts; rupees; small keys; instruments; indoor; map id; room row; room column; dialog
-/// open; dialog waiting for A; passed out; in play; rooms this episode; episode progress;
-/// visits to the current cell; then the visited flags of the 5x5 rooms around Link (row-major,
-/// on the room grid, 0 outside it).
-pub fn write_features(
-    state: &GameState,
-    progress: &EpisodeProgress,
-    mem: &impl Memory,
-    out: &mut [f32],
-) {
-    assert_eq!(out.len(), FEATURES, "feature vector size");
+/// Length of the state-only part of the features (what [`write_state_features`] writes):
+/// everything a [`GameState`] alone determines, so it can be rebuilt from a stored segment.
+pub const STATE_FEATURES: usize = 19;
+
+/// Overworld rooms sit on a 16x16 grid (id = row * 16 + col). Indoor maps are taken as 8
+/// wide (id = row * 8 + col): exact for mini-zelda's dungeon, an approximation for the real
+/// game's, whose layouts come from per-dungeon tables. Returns (rows, cols).
+fn room_grid(state: &GameState) -> (u8, u8) {
+    if state.room.indoor { (32, 8) } else { (16, 16) }
+}
+
+/// Writes the [`STATE_FEATURES`] values derived from `state` alone, each in [0, 1]: x, y;
+/// direction one-hot (4); health fraction; max hearts; rupees; small keys; instruments;
+/// indoor; map id; room row; room column; dialog open; dialog waiting for A; passed out;
+/// in play.
+pub fn write_state_features(state: &GameState, out: &mut [f32]) {
+    assert_eq!(out.len(), STATE_FEATURES, "state feature vector size");
     let b = |v: bool| if v { 1.0 } else { 0.0 };
     let max_health = f32::from(state.max_hearts.max(1)) * 8.0;
-    // Overworld rooms sit on a 16x16 grid (id = row * 16 + col). Indoor maps are taken as
-    // 8 wide (id = row * 8 + col): exact for mini-zelda's dungeon, an approximation for the
-    // real game's, whose layouts come from per-dungeon tables.
-    let cols: u8 = if state.room.indoor { 8 } else { 16 };
-    let rows: u8 = if state.room.indoor { 32 } else { 16 };
+    let (rows, cols) = room_grid(state);
     let row = state.room.room / cols;
     let col = state.room.room % cols;
-    let head = [
+    out.copy_from_slice(&[
         f32::from(state.x) / 160.0,
         f32::from(state.y) / 144.0,
         b(state.direction == crate::Direction::Right),
@@ -153,13 +154,38 @@ pub fn write_features(
         f32::from(state.small_keys.min(4)) / 4.0,
         state.instrument_count() as f32 / 8.0,
         b(state.room.indoor),
-        if state.room.indoor { f32::from(state.room.map) / 255.0 } else { 0.0 },
+        if state.room.indoor {
+            f32::from(state.room.map) / 255.0
+        } else {
+            0.0
+        },
         f32::from(row) / f32::from(rows - 1),
         f32::from(col) / f32::from(cols - 1),
         b(state.dialog_open()),
         b(state.dialog_waiting_for_a()),
         b(state.passed_out()),
         b(state.in_play()),
+    ]);
+}
+
+/// Writes the feature vector (layout version [`FEATURES_VERSION`]) into `out`.
+///
+/// Every value lies in [0, 1]. Layout: the [`STATE_FEATURES`] of [`write_state_features`];
+/// rooms this episode; episode progress; visits to the current cell; then the visited flags
+/// of the 5x5 rooms around Link (row-major, on the room grid, 0 outside it).
+pub fn write_features(
+    state: &GameState,
+    progress: &EpisodeProgress,
+    mem: &impl Memory,
+    out: &mut [f32],
+) {
+    assert_eq!(out.len(), FEATURES, "feature vector size");
+    let b = |v: bool| if v { 1.0 } else { 0.0 };
+    write_state_features(state, &mut out[..STATE_FEATURES]);
+    let (rows, cols) = room_grid(state);
+    let row = state.room.room / cols;
+    let col = state.room.room % cols;
+    let head = [
         (progress.rooms_this_episode.min(64) as f32) / 64.0,
         if progress.max_steps > 0 {
             (progress.steps as f32 / progress.max_steps as f32).min(1.0)
@@ -168,10 +194,10 @@ pub fn write_features(
         },
         ((1 + progress.cell_visits.min(1000)) as f32).ln() / 1001f32.ln(),
     ];
-    out[..head.len()].copy_from_slice(&head);
+    out[STATE_FEATURES..STATE_FEATURES + head.len()].copy_from_slice(&head);
     let table = ram::room_status_table(state.room.indoor, state.room.map);
     let half = (LOCAL_MAP_SIDE / 2) as i32;
-    let mut i = head.len();
+    let mut i = STATE_FEATURES + head.len();
     for dr in -half..=half {
         for dc in -half..=half {
             let (r, c) = (i32::from(row) + dr, i32::from(col) + dc);
@@ -224,7 +250,10 @@ mod tests {
         assert_eq!(stack.newest()[0], 0);
         stack.push(&mk(2));
         stack.write_to(&mut out);
-        assert_eq!([out[0], out[FRAME_PIXELS], out[2 * FRAME_PIXELS]], [170, 0, 85]);
+        assert_eq!(
+            [out[0], out[FRAME_PIXELS], out[2 * FRAME_PIXELS]],
+            [170, 0, 85]
+        );
     }
 
     #[test]

@@ -30,6 +30,9 @@ pub struct RewardTracker {
     cells: HashMap<(u16, u8, u8), u32>,
 }
 
+/// A visited cell `((room, x, y), visits)` in a tracker snapshot.
+pub type CellCount = ((u16, u8, u8), u32);
+
 impl RewardTracker {
     /// Forgets the episode; `start` counts as seen.
     pub fn reset(&mut self, start: &GameState) {
@@ -56,6 +59,23 @@ impl RewardTracker {
         self.rooms.len() as u32
     }
 
+    /// The tracker's contents in a canonical (sorted) form, for snapshots.
+    pub fn to_parts(&self) -> (Vec<u16>, Vec<CellCount>) {
+        let mut rooms: Vec<u16> = self.rooms.iter().copied().collect();
+        rooms.sort_unstable();
+        let mut cells: Vec<_> = self.cells.iter().map(|(k, v)| (*k, *v)).collect();
+        cells.sort_unstable();
+        (rooms, cells)
+    }
+
+    /// Rebuilds a tracker from [`RewardTracker::to_parts`].
+    pub fn from_parts(rooms: Vec<u16>, cells: Vec<CellCount>) -> Self {
+        Self {
+            rooms: rooms.into_iter().collect(),
+            cells: cells.into_iter().collect(),
+        }
+    }
+
     /// Times the current cell of `s` was visited this episode.
     pub fn cell_visits(&self, s: &GameState) -> u32 {
         let (cx, cy) = s.cell();
@@ -76,7 +96,9 @@ impl RewardTracker {
         } else {
             0.0
         };
-        let instruments = now.instrument_count().saturating_sub(prev.instrument_count()) as f32;
+        let instruments = now
+            .instrument_count()
+            .saturating_sub(prev.instrument_count()) as f32;
         let died = now.passed_out() && !prev.passed_out();
         let raw = [
             f32::from(u8::from(new_room)),
@@ -103,7 +125,11 @@ mod tests {
     use crate::ram;
 
     fn state(pairs: &[(u16, u8)]) -> GameState {
-        let mut all = vec![(ram::GAME_MODE, 0x0B), (ram::HEALTH, 24), (ram::MAX_HEARTS, 3)];
+        let mut all = vec![
+            (ram::GAME_MODE, 0x0B),
+            (ram::HEALTH, 24),
+            (ram::MAX_HEARTS, 3),
+        ];
         all.extend_from_slice(pairs);
         let mem = move |addr: u16| {
             all.iter()
@@ -143,7 +169,10 @@ mod tests {
         let r = t.step(&b, &a, &w);
         assert_eq!(&r.components[..4], &[0.0, 0.0, 0.0, 0.0]);
         // Instrument and death.
-        let c = state(&[(ram::INSTRUMENT_FLAGS, 0x02), (ram::LINK_MOTION_STATE, 0x07)]);
+        let c = state(&[
+            (ram::INSTRUMENT_FLAGS, 0x02),
+            (ram::LINK_MOTION_STATE, 0x07),
+        ]);
         let r = t.step(&a, &c, &w);
         assert_eq!(r.components[5], w.instrument);
         assert_eq!(r.components[6], w.death);

@@ -163,7 +163,8 @@ impl GameState {
             indoor_grid: mem.peek(ram::INDOOR_ROOM),
             health: mem.peek(ram::HEALTH),
             max_hearts: mem.peek(ram::MAX_HEARTS),
-            rupees: ram::bcd(mem.peek(ram::RUPEES_HIGH)) * 100 + ram::bcd(mem.peek(ram::RUPEES_LOW)),
+            rupees: ram::bcd(mem.peek(ram::RUPEES_HIGH)) * 100
+                + ram::bcd(mem.peek(ram::RUPEES_LOW)),
             small_keys: mem.peek(ram::SMALL_KEYS),
             instruments,
             dialog: mem.peek(ram::DIALOG_STATE),
@@ -303,7 +304,14 @@ mod tests {
         assert_eq!(s.x, 80);
         assert_eq!(s.y, 64);
         assert_eq!(s.direction, Direction::Up);
-        assert_eq!(s.room, RoomKey { indoor: true, map: 0, room: 5 });
+        assert_eq!(
+            s.room,
+            RoomKey {
+                indoor: true,
+                map: 0,
+                room: 5
+            }
+        );
         assert_eq!(s.room.global_index(), 0x105);
         assert_eq!(s.room.status_address(), 0xD905);
         assert_eq!(s.indoor_grid, 0x12);
@@ -329,7 +337,11 @@ mod tests {
 
     #[test]
     fn overworld_rooms_are_named_by_grid() {
-        let key = RoomKey { indoor: false, map: 0x33, room: 0x12 };
+        let key = RoomKey {
+            indoor: false,
+            map: 0x33,
+            room: 0x12,
+        };
         assert_eq!(key.global_index(), 0x012);
         assert_eq!(key.describe(), "overworld room 0x12 (row 1, col 2)");
     }

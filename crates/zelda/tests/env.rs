@@ -71,7 +71,10 @@ fn truncation_and_observation_layout() {
     // The playfield is drawn: the newest frame is neither blank white nor black.
     let newest = &frames[3 * obs::FRAME_PIXELS..];
     let distinct: std::collections::BTreeSet<u8> = newest.iter().copied().collect();
-    assert!(distinct.len() >= 3, "a real screen has several greys: {distinct:?}");
+    assert!(
+        distinct.len() >= 3,
+        "a real screen has several greys: {distinct:?}"
+    );
     assert!(features.iter().all(|f| (0.0..=1.0).contains(f)));
     assert_eq!(features[20], 1.0, "episode progress is full at truncation");
 }
@@ -96,7 +99,9 @@ fn same_seed_same_trajectory_different_seed_diverges() {
 
 #[test]
 fn bad_roms_and_states_are_errors() {
-    let err = ZeldaEnv::new(vec![0; 100], EnvConfig::default(), RewardConfig::default()).err().unwrap();
+    let err = ZeldaEnv::new(vec![0; 100], EnvConfig::default(), RewardConfig::default())
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("cartridge"), "{err}");
     let err = ZeldaEnv::with_start_state(
         zelda::MINI_ZELDA.to_vec(),
@@ -111,6 +116,27 @@ fn bad_roms_and_states_are_errors() {
         frame_skip: 0,
         ..Default::default()
     };
-    let err = ZeldaEnv::new(zelda::MINI_ZELDA.to_vec(), bad, RewardConfig::default()).err().unwrap();
+    let err = ZeldaEnv::new(zelda::MINI_ZELDA.to_vec(), bad, RewardConfig::default())
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("frame_skip"), "{err}");
+}
+
+#[test]
+fn snapshot_restore_continues_exactly() {
+    let mut a = env(EnvConfig::default());
+    for i in 0..20 {
+        a.step(i % 15);
+    }
+    let snap = a.snapshot();
+    let mut b = env(EnvConfig::default());
+    b.reset(99);
+    b.restore(&snap).unwrap();
+    for i in 0..40 {
+        let ra = a.step((i * 5 + 1) % 15);
+        let rb = b.step((i * 5 + 1) % 15);
+        assert_eq!(ra.reward, rb.reward);
+        assert_eq!(a.state(), b.state());
+    }
+    assert_eq!(a.snapshot(), b.snapshot());
 }

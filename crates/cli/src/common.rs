@@ -1,0 +1,160 @@
+//! Pieces several subcommands share: ROM and config loading, the store URL, progress.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+
+/// `--rom`: the cartridge, defaulting to the bundled mini-zelda.
+#[derive(Debug, Clone, Args)]
+pub struct RomArgs {
+    /// Cartridge ROM file (your own Link's Awakening dump); defaults to the bundled
+    /// mini-zelda test cartridge.
+    #[arg(long, env = "ROM")]
+    pub rom: Option<PathBuf>,
+    /// Save state to start every episode from (needed for games whose boot goes through a
+    /// file menu, like Link's Awakening).
+    #[arg(long)]
+    pub start_state: Option<PathBuf>,
+}
+
+impl RomArgs {
+    /// The ROM bytes and a display name.
+    pub fn load(&self) -> Result<(Vec<u8>, String)> {
+        match &self.rom {
+            Some(path) => Ok((
+                std::fs::read(path).with_context(|| format!("reading ROM {}", path.display()))?,
+                path.display().to_string(),
+            )),
+            None => Ok((zelda::MINI_ZELDA.to_vec(), "mini-zelda (bundled)".into())),
+        }
+    }
+
+    /// The start state bytes, if one was given.
+    pub fn load_start_state(&self) -> Result<Option<Vec<u8>>> {
+        self.start_state
+            .as_ref()
+            .map(|p| {
+                std::fs::read(p).with_context(|| format!("reading start state {}", p.display()))
+            })
+            .transpose()
+    }
+}
+
+/// `--store`: where runs live.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Object store URL: a folder (`./runs`, `file:///abs/dir`), `s3://bucket/prefix`
+    /// (credentials and endpoint from the AWS_* environment variables) or `memory://`.
+    #[arg(long, env = "STORE", default_value = "./runs")]
+    pub store: String,
+}
+
+impl StoreArgs {
+    /// Opens the store.
+    pub fn open(&self) -> Result<episodes::Store> {
+        Ok(episodes::Store::open(&self.store)?)
+    }
+}
+
+/// The settings file (TOML): every table optional, every field defaulted.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// `[env]`
+    pub env: zelda::EnvConfig,
+    /// `[reward]`
+    pub reward: zelda::RewardConfig,
+    /// `[segments]`
+    pub segments: rollout::RecorderConfig,
+}
+
+impl Settings {
+    /// Reads and validates a settings file; errors name the file and the field.
+    pub fn load(path: Option<&Path>) -> Result<Self> {
+        let settings: Settings = match path {
+            None => Settings::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading config {}", path.display()))?;
+                toml::from_str(&text).with_context(|| format!("config {}", path.display()))?
+            }
+        };
+        let name = path.map_or("default settings".into(), |p| p.display().to_string());
+        settings
+            .env
+            .validate()
+            .map_err(|e| anyhow::anyhow!("config {name}: {e}"))?;
+        settings
+            .reward
+            .validate()
+            .map_err(|e| anyhow::anyhow!("config {name}: {e}"))?;
+        settings
+            .segments
+            .validate()
+            .map_err(|e| anyhow::anyhow!("config {name}: {e}"))?;
+        Ok(settings)
+    }
+
+    /// Hash of the settings that change what an env does (recorded in segments).
+    pub fn env_hash(&self) -> String {
+        episodes::segment::config_hash(&(&self.env, &self.reward))
+    }
+}
+
+/// A progress bar on a terminal; hidden otherwise (structured logs report progress then).
+pub fn progress_bar(len: u64, what: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template(&format!(
+            "{what} [{{elapsed_precise}}] {{wide_bar}} {{pos}}/{{len}} ({{per_sec}}, eta {{eta}}) {{msg}}"
+        ))
+        .expect("valid template"),
+    );
+    bar.enable_steady_tick(Duration::from_millis(250));
+    bar
+}
+
+/// A current-thread tokio runtime for commands that talk to the store.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+/// Writes a local file atomically: temporary file in the same folder, fsync, rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .with_context(|| format!("{} has no file name", path.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| -> Result<()> {
+        let mut f =
+            std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path).with_context(|| format!("renaming onto {}", path.display()))?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}

@@ -1,0 +1,294 @@
+//! `zelda-rl rollout`: play N environments with a policy and write their segments.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use rollout::{Policy, RandomPolicy, SegmentContext, SegmentExporter, VecEnv};
+
+use crate::common::{RomArgs, Settings, StoreArgs, progress_bar, runtime};
+
+/// Options of `zelda-rl rollout`.
+#[derive(Debug, Args)]
+pub struct RolloutArgs {
+    #[command(flatten)]
+    rom: RomArgs,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Environments stepped together.
+    #[arg(long, env = "ENVS_PER_WORKER", default_value_t = 4)]
+    envs: usize,
+    /// Agent steps per environment.
+    #[arg(long, default_value_t = 1024)]
+    steps: u64,
+    /// Who acts: `random` (seeded).
+    #[arg(long, default_value = "random")]
+    policy: String,
+    /// Seed of everything random (env resets, the random policy).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Settings file (TOML with [env], [reward], [segments]).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Run id (segments go under runs/<run>/); defaults to `rollout-<seed>`.
+    #[arg(long)]
+    run: Option<String>,
+    /// Worker id recorded in segment keys.
+    #[arg(long, default_value_t = 0)]
+    worker: u32,
+    /// Threads stepping the environments (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Do not record or write segments (measures the environments alone).
+    #[arg(long)]
+    no_segments: bool,
+    /// Print the summary as one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Publish the envs' screens and positions to the HUD at this URL
+    /// (`zelda-rl hud`, for example http://127.0.0.1:8080).
+    #[arg(long, env = "HUD_URL")]
+    hud: Option<String>,
+    /// Serve Prometheus metrics on this address (`/metrics`) while the rollout runs.
+    #[arg(long)]
+    metrics_addr: Option<String>,
+}
+
+/// Runs `zelda-rl rollout`.
+pub fn run(args: RolloutArgs) -> Result<()> {
+    let settings = Settings::load(args.config.as_deref())?;
+    let (rom, rom_name) = args.rom.load()?;
+    let start_state = args.rom.load_start_state()?;
+    let run = args
+        .run
+        .clone()
+        .unwrap_or_else(|| format!("rollout-{}", args.seed));
+    validate_run_id(&run)?;
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let header = gameboy::GameBoy::new(rom.clone()).context("loading the ROM")?;
+    let ctx = SegmentContext {
+        run: run.clone(),
+        burst: 0,
+        worker: args.worker,
+        policy: args.policy.clone(),
+        cartridge_sha1: hex::encode(header.rom_sha1()),
+        cartridge_title: header.header().title.clone(),
+        config_hash: settings.env_hash(),
+    };
+    drop(header);
+    let store = args.store.open()?;
+    let rt = runtime()?;
+    if !args.no_segments {
+        rt.block_on(store.check())
+            .with_context(|| format!("store {} is not usable", store.url()))?;
+    }
+    let mut envs = VecEnv::new(
+        &rom,
+        start_state,
+        args.envs,
+        settings.env.clone(),
+        settings.reward.clone(),
+        threads,
+        args.seed,
+        ctx,
+        settings.segments.clone(),
+        !args.no_segments,
+    )?;
+    let mut policy: Box<dyn Policy> = match args.policy.as_str() {
+        "random" => Box::new(RandomPolicy::new(
+            envs.n_actions(),
+            rollout::derive_seed(args.seed, &[0x9011c7]),
+        )),
+        other => bail!("unknown policy `{other}` (available: random)"),
+    };
+    tracing::info!(
+        rom = rom_name,
+        run,
+        envs = args.envs,
+        steps = args.steps,
+        threads,
+        store = store.url(),
+        "rollout starting"
+    );
+    let metrics = telemetry::Metrics::new();
+    let _metrics_server = args
+        .metrics_addr
+        .as_deref()
+        .map(|addr| telemetry::serve_metrics(metrics.clone(), addr))
+        .transpose()?;
+    let mut feed = args
+        .hud
+        .as_deref()
+        .map(|url| telemetry::HudFeed::new(url, &run, &args.worker.to_string(), envs.len()))
+        .transpose()?;
+    if let Some(feed) = &feed {
+        tracing::info!(
+            endpoint = feed.publisher().endpoint(),
+            "publishing to the HUD"
+        );
+    }
+    let mut rooms: Vec<Option<zelda::RoomKey>> = vec![None; envs.len()];
+    // Positive and negative parts apart: a batch of +1 and -1 is not "nothing happened".
+    let mut reward_sums = [(0f64, 0f64); zelda::reward::COMPONENTS];
+    let exporter = SegmentExporter::spawn(store.clone(), 64);
+    let bar = progress_bar(args.steps, "rollout");
+    let mut actions = vec![0usize; envs.len()];
+    let (mut episodes, mut ret_sum, mut rooms_sum) = (0u64, 0.0f64, 0u64);
+    let t0 = Instant::now();
+    for step in 0..args.steps {
+        policy.act(envs.frames(), envs.features(), &mut actions);
+        envs.step(&actions);
+        for seg in envs.take_segments() {
+            exporter.submit(seg)?;
+        }
+        metrics.env_steps(envs.len() as u64);
+        for (i, last) in rooms.iter_mut().enumerate() {
+            let state = envs.state(i);
+            if *last != Some(state.room) {
+                *last = Some(state.room);
+                metrics.room_entered(state.room);
+            }
+            for (sum, &c) in reward_sums.iter_mut().zip(envs.reward_components(i)) {
+                if c > 0.0 {
+                    sum.0 += f64::from(c);
+                } else {
+                    sum.1 += f64::from(c);
+                }
+            }
+            if let Some(feed) = feed.as_mut() {
+                let env = envs.env(i);
+                feed.observe(
+                    i,
+                    telemetry::EnvTick {
+                        state,
+                        reward: envs.reward(i),
+                        done: envs.terminated(i) || envs.truncated(i),
+                        episode: env.episode(),
+                        step: env.steps(),
+                    },
+                );
+            }
+        }
+        for ep in envs.take_episodes() {
+            episodes += 1;
+            ret_sum += f64::from(ep.ret);
+            rooms_sum += u64::from(ep.rooms);
+            metrics.episode_finished(
+                f64::from(ep.ret),
+                u64::from(ep.length),
+                u64::from(ep.rooms),
+                ep.terminated,
+            );
+            if let Some(feed) = feed.as_mut() {
+                feed.episode_finished(telemetry::wire::EpisodeUpdate {
+                    env: ep.env,
+                    episode: ep.episode,
+                    ret: ep.ret,
+                    length: ep.length,
+                    rooms: ep.rooms,
+                    instruments: ep.instruments,
+                    terminated: ep.terminated,
+                });
+            }
+        }
+        // Reward counters in batches: eight label lookups per env step would cost more
+        // than the sums.
+        if (step + 1) % 64 == 0 {
+            flush_rewards(&metrics, &mut reward_sums);
+        }
+        if let Some(feed) = feed.as_mut() {
+            feed.maybe_publish(|i| &envs.env(i).gameboy().frame()[..]);
+        }
+        bar.inc(1);
+        if (step + 1) % 256 == 0 && bar.is_hidden() {
+            tracing::info!(step = step + 1, of = args.steps, "rollout progress");
+        }
+    }
+    envs.flush_segments();
+    for seg in envs.take_segments() {
+        exporter.submit(seg)?;
+    }
+    let elapsed = t0.elapsed().as_secs_f64();
+    flush_rewards(&metrics, &mut reward_sums);
+    let hud_stats = feed.map(|f| {
+        f.finish(std::time::Duration::from_secs(2), |i| {
+            &envs.env(i).gameboy().frame()[..]
+        })
+    });
+    let stats = exporter.finish()?;
+    metrics.segments_written(stats.written, stats.bytes);
+    bar.finish_and_clear();
+    let total_steps = args.steps * args.envs as u64;
+    let per_1000 = stats.bytes as f64 / stats.steps.max(1) as f64 * 1000.0;
+    if args.json {
+        let summary = serde_json::json!({
+            "run": run,
+            "envs": args.envs,
+            "threads": threads,
+            "env_steps": total_steps,
+            "wall_seconds": elapsed,
+            "steps_per_second": total_steps as f64 / elapsed,
+            "segments_written": stats.written,
+            "segments_already_present": stats.already_present,
+            "segment_bytes": stats.bytes,
+            "segment_steps": stats.steps,
+            "segment_bytes_per_1000_steps": per_1000,
+            "episodes": episodes,
+            "mean_return": if episodes > 0 { ret_sum / episodes as f64 } else { 0.0 },
+            "hud_updates_sent": hud_stats.map(|h| h.sent),
+            "hud_updates_superseded": hud_stats.map(|h| h.superseded),
+            "hud_failures": hud_stats.map(|h| h.failures),
+        });
+        println!("{summary}");
+        return Ok(());
+    }
+    println!(
+        "run {run}: {total_steps} env steps in {elapsed:.2} s ({:.0} steps/s) on {threads} threads",
+        total_steps as f64 / elapsed
+    );
+    println!(
+        "segments: {} written, {} already present, {} bytes ({per_1000:.0} bytes per 1000 steps)",
+        stats.written, stats.already_present, stats.bytes
+    );
+    if let Some(h) = hud_stats {
+        println!(
+            "HUD: {} updates sent, {} superseded by newer ones, {} failed sends",
+            h.sent, h.superseded, h.failures
+        );
+    }
+    if episodes > 0 {
+        println!(
+            "episodes finished: {episodes}, mean return {:.3}, mean rooms {:.2}",
+            ret_sum / episodes as f64,
+            rooms_sum as f64 / episodes as f64
+        );
+    }
+    Ok(())
+}
+
+fn flush_rewards(metrics: &telemetry::Metrics, sums: &mut [(f64, f64); zelda::reward::COMPONENTS]) {
+    for (name, sum) in zelda::RewardConfig::NAMES.iter().zip(sums.iter_mut()) {
+        metrics.reward_component(name, sum.0);
+        metrics.reward_component(name, sum.1);
+        *sum = (0.0, 0.0);
+    }
+}
+
+/// Run ids become object-key components: keep them to a safe alphabet.
+pub fn validate_run_id(run: &str) -> Result<()> {
+    if run.is_empty()
+        || run.len() > 128
+        || !run
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        || run.starts_with('.')
+    {
+        bail!(
+            "invalid run id `{run}`: use 1-128 characters from A-Z a-z 0-9 - _ . (not starting with .)"
+        );
+    }
+    Ok(())
+}

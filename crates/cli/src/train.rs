@@ -1,0 +1,507 @@
+//! `zelda-rl train` (the main job) and `zelda-rl reward-model train`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use judges::{Judges, JudgesConfig};
+use rollout::{EpisodeStats, VecEnv};
+use train::{BurstSummary, Observer, Outcome, Settings, TrainOptions, UpdateReport};
+
+use crate::common::{RomArgs, StoreArgs};
+use crate::rollout::validate_run_id;
+
+/// Options of `zelda-rl train`. Flags override the settings file; the names match the
+/// GitOps environment variables (`ENVS_PER_WORKER`, `BATCH_SIZE`, ...).
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    rom: RomArgs,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Run id: everything goes under `<store>/<run>/`.
+    #[arg(long, env = "RUN", default_value = "local")]
+    run: String,
+    /// Settings file (TOML: [env], [reward], [segments], [train], [ppo], [reward_model]).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Continue the run from its latest checkpoint (same settings and cartridge).
+    #[arg(long)]
+    resume: bool,
+    /// Environments stepped together [settings: train.envs].
+    #[arg(long, env = "ENVS_PER_WORKER")]
+    envs: Option<usize>,
+    /// Env steps per PPO update, over all envs [settings: train.batch_size].
+    #[arg(long, env = "BATCH_SIZE")]
+    batch_size: Option<usize>,
+    /// Env steps per burst [settings: train.steps_per_burst].
+    #[arg(long)]
+    steps: Option<u64>,
+    /// Training bursts in all [settings: train.bursts].
+    #[arg(long, conflicts_with = "add_bursts")]
+    bursts: Option<u32>,
+    /// Run this many more bursts from wherever the run stands, starting it if it does not
+    /// exist (one job per burst).
+    #[arg(long)]
+    add_bursts: Option<u32>,
+    /// Seed of everything random [settings: train.seed].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Threads stepping the environments [settings: train.threads; default all cores].
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Gateway base URL of the LLM judges; without one the offline heuristic judge scores
+    /// segments.
+    #[arg(long, env = "GATEWAY")]
+    gateway: Option<String>,
+    /// Use the offline judge even when a gateway is configured.
+    #[arg(long)]
+    offline: bool,
+    /// Judge routes, models and limits [default: the built-in configs/judges.toml].
+    #[arg(long)]
+    judges_config: Option<PathBuf>,
+    /// Segments judged at once.
+    #[arg(long, default_value_t = 32)]
+    eval_concurrency: usize,
+    /// Where the networks run: `flex` (CPU, pure Rust), `tch-cpu`, `tch-cuda` or
+    /// `tch-cuda:N` (LibTorch; needs a build with the `tch` feature).
+    #[arg(long, default_value = "flex")]
+    backend: String,
+    /// Worker id recorded in segment keys.
+    #[arg(long, default_value_t = 0)]
+    worker: u32,
+    /// Publish the envs' screens and positions to the HUD at this URL.
+    #[arg(long, env = "HUD_URL")]
+    hud: Option<String>,
+    /// Serve Prometheus metrics on this address (`/metrics`).
+    #[arg(long)]
+    metrics_addr: Option<String>,
+    /// Print the bursts' summaries as JSON lines on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `zelda-rl reward-model ...`
+#[derive(Debug, Subcommand)]
+pub enum RewardModelCommand {
+    /// Train a reward model from a run's `scores.jsonl` (and `preferences.jsonl`).
+    Train(RewardModelTrainArgs),
+}
+
+/// Options of `zelda-rl reward-model train`.
+#[derive(Debug, Args)]
+pub struct RewardModelTrainArgs {
+    #[command(flatten)]
+    rom: RomArgs,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Run whose scores are learned from; the model goes to `<run>/reward-models/`.
+    #[arg(long, env = "RUN")]
+    run: String,
+    /// Settings file ([reward_model] is used).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Index in the model's key (`bNNNN.rm`) [default: one past the newest model].
+    #[arg(long)]
+    burst: Option<u32>,
+    /// Seed of the training shuffles and the held-out split.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Where the network trains (`flex`, `tch-cpu`, `tch-cuda[:N]`).
+    #[arg(long, default_value = "flex")]
+    backend: String,
+}
+
+fn settings(args: &TrainArgs) -> Result<Settings> {
+    let mut s = Settings::load(args.config.as_deref())?;
+    let t = &mut s.train;
+    if let Some(v) = args.envs {
+        t.envs = v;
+    }
+    if let Some(v) = args.batch_size {
+        t.batch_size = v;
+    }
+    if let Some(v) = args.steps {
+        t.steps_per_burst = v;
+    }
+    if let Some(v) = args.bursts {
+        t.bursts = v;
+    }
+    if let Some(v) = args.seed {
+        t.seed = v;
+    }
+    if args.threads.is_some() {
+        t.threads = args.threads;
+    }
+    s.validate()
+        .map_err(|e| anyhow::anyhow!("settings after command-line overrides: {e}"))?;
+    Ok(s)
+}
+
+fn judges(gateway: Option<&str>, offline: bool, config: Option<&PathBuf>) -> Result<Judges> {
+    let config = match config {
+        Some(path) => JudgesConfig::load(path)?,
+        None => JudgesConfig::default(),
+    };
+    Ok(match (gateway, offline) {
+        (Some(url), false) => Judges::gateway(url, config)?,
+        _ => {
+            tracing::info!(
+                "no gateway (--gateway or GATEWAY): the offline heuristic judge scores segments"
+            );
+            Judges::offline()
+        }
+    })
+}
+
+/// Installs SIGTERM/SIGINT handlers that set `stop`; a second signal exits at once.
+fn stop_on_signals(stop: Arc<AtomicBool>) -> Result<()> {
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        // The second signal while stopping is the user insisting: exit with 130.
+        signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone())
+            .context("installing the signal handler")?;
+        signal_hook::flag::register(sig, stop.clone()).context("installing the signal handler")?;
+    }
+    Ok(())
+}
+
+/// Metrics, the HUD feed, TensorBoard scalars and progress for the training loop.
+struct Watch {
+    metrics: telemetry::Metrics,
+    feed: Option<telemetry::HudFeed>,
+    rooms: Vec<Option<zelda::RoomKey>>,
+    events: telemetry::EventWriter,
+    bar: indicatif::ProgressBar,
+    json: bool,
+    step: u64,
+}
+
+impl Observer for Watch {
+    fn on_step(&mut self, envs: &VecEnv, rewards: &[f32]) {
+        self.step += 1;
+        self.metrics.env_steps(envs.len() as u64);
+        for (i, last) in self.rooms.iter_mut().enumerate() {
+            let state = envs.state(i);
+            if *last != Some(state.room) {
+                *last = Some(state.room);
+                self.metrics.room_entered(state.room);
+            }
+            if self.step.is_multiple_of(64) {
+                self.metrics.rewards(envs.reward_components(i));
+            }
+            if let Some(feed) = self.feed.as_mut() {
+                let env = envs.env(i);
+                feed.observe(
+                    i,
+                    telemetry::EnvTick {
+                        state,
+                        reward: rewards[i],
+                        done: envs.terminated(i) || envs.truncated(i),
+                        episode: env.episode(),
+                        step: env.steps(),
+                    },
+                );
+            }
+        }
+        if let Some(feed) = self.feed.as_mut() {
+            feed.maybe_publish(|i| &envs.env(i).gameboy().frame()[..]);
+        }
+        self.bar.inc(envs.len() as u64);
+    }
+
+    fn on_episode(&mut self, _burst: u32, ep: &EpisodeStats) {
+        self.metrics.episode_finished(
+            f64::from(ep.ret),
+            u64::from(ep.length),
+            u64::from(ep.rooms),
+            ep.terminated,
+        );
+        if let Some(feed) = self.feed.as_mut() {
+            feed.episode_finished(telemetry::wire::EpisodeUpdate {
+                env: ep.env,
+                episode: ep.episode,
+                ret: ep.ret,
+                length: ep.length,
+                rooms: ep.rooms,
+                instruments: ep.instruments,
+                terminated: ep.terminated,
+            });
+        }
+    }
+
+    fn on_update(&mut self, r: &UpdateReport) {
+        let s = &r.stats;
+        self.metrics.learner_update(&telemetry::LearnerStats {
+            policy_loss: s.policy_loss,
+            value_loss: s.value_loss,
+            entropy: s.entropy,
+            approx_kl: s.approx_kl,
+            clip_fraction: s.clip_fraction,
+            explained_variance: s.explained_variance,
+            grad_norm: s.grad_norm,
+            learning_rate: s.learning_rate,
+            duration_seconds: r.update_seconds,
+        });
+        let step = r.env_steps as i64;
+        self.events.add_scalars(
+            step,
+            &[
+                ("learner/policy_loss", s.policy_loss as f32),
+                ("learner/value_loss", s.value_loss as f32),
+                ("learner/entropy", s.entropy as f32),
+                ("learner/approx_kl", s.approx_kl as f32),
+                ("learner/clip_fraction", s.clip_fraction as f32),
+                ("learner/explained_variance", s.explained_variance as f32),
+                ("learner/learning_rate", s.learning_rate as f32),
+                ("rollout/mean_reward", r.mean_reward as f32),
+                ("rollout/mean_learned_reward", r.mean_learned_reward as f32),
+                ("rollout/steps_per_second", r.steps_per_second as f32),
+            ],
+        );
+        if let Err(e) = self.events.flush() {
+            tracing::warn!(error = %e, "writing TensorBoard events");
+        }
+        self.bar.set_message(format!(
+            "burst {} update {}/{} reward {:.4} entropy {:.3}",
+            r.burst,
+            r.update + 1,
+            r.updates,
+            r.mean_reward,
+            s.entropy
+        ));
+    }
+
+    fn on_burst(&mut self, b: &BurstSummary) {
+        let step = (b.burst + 1) as i64;
+        let mut scalars = vec![
+            ("burst/mean_return", b.mean_return as f32),
+            ("burst/mean_length", b.mean_length as f32),
+            ("burst/mean_rooms", b.mean_rooms as f32),
+            ("burst/max_rooms", b.max_rooms as f32),
+            ("burst/episodes", b.episodes as f32),
+            ("burst/instrument_episodes", b.instrument_episodes as f32),
+            ("burst/steps_per_second", b.steps_per_second as f32),
+        ];
+        if let Some(acc) = b.reward_model_val_accuracy {
+            scalars.push(("reward_model/val_pair_accuracy", acc as f32));
+        }
+        self.events.add_scalars(step, &scalars);
+        if let Err(e) = self.events.flush() {
+            tracing::warn!(error = %e, "writing TensorBoard events");
+        }
+        if let Some(e) = &b.evaluation {
+            self.metrics.segments_written(b.segments_written, 0);
+            for _ in 0..e.ok {
+                self.metrics.evaluator_segment("ok");
+            }
+        }
+        if self.json {
+            match serde_json::to_string(b) {
+                Ok(line) => println!("{line}"),
+                Err(e) => tracing::warn!(error = %e, "burst summary"),
+            }
+        }
+        tracing::info!(
+            burst = b.burst,
+            env_steps = b.env_steps,
+            sps = format!("{:.0}", b.steps_per_second),
+            episodes = b.episodes,
+            mean_return = format!("{:.3}", b.mean_return),
+            mean_rooms = format!("{:.2}", b.mean_rooms),
+            max_rooms = b.max_rooms,
+            instruments = b.instrument_episodes,
+            reward_model = b.reward_model.as_deref().unwrap_or("-"),
+            "burst done"
+        );
+    }
+}
+
+/// Runs `zelda-rl train`.
+pub fn run(args: TrainArgs) -> Result<()> {
+    validate_run_id(&args.run)?;
+    let settings = settings(&args)?;
+    let (rom, rom_name) = args.rom.load()?;
+    let start_state = args.rom.load_start_state()?;
+    let store = args.store.open()?;
+    let backend =
+        ppo::Backend::parse(&args.backend).map_err(|e| anyhow::anyhow!("--backend: {e}"))?;
+    let judges = judges(
+        args.gateway.as_deref(),
+        args.offline,
+        args.judges_config.as_ref(),
+    )?;
+    let stop = Arc::new(AtomicBool::new(false));
+    stop_on_signals(stop.clone())?;
+
+    let metrics = telemetry::Metrics::new();
+    let _metrics_server = args
+        .metrics_addr
+        .as_deref()
+        .map(|addr| telemetry::serve_metrics(metrics.clone(), addr))
+        .transpose()
+        .context("serving metrics")?;
+    let feed = args
+        .hud
+        .as_deref()
+        .map(|url| {
+            telemetry::HudFeed::new(
+                url,
+                &args.run,
+                &args.worker.to_string(),
+                settings.train.envs,
+            )
+        })
+        .transpose()?;
+    // TensorBoard reads local folders; a run in an object store logs next to the binary's
+    // working folder under tensorboard/<run>.
+    let tb_dir = match store.local_root() {
+        Some(root) => root.join(&args.run).join("tensorboard"),
+        None => PathBuf::from("tensorboard").join(&args.run),
+    };
+    let events = telemetry::EventWriter::create(&tb_dir)
+        .with_context(|| format!("creating TensorBoard events in {}", tb_dir.display()))?;
+    let total = settings.updates_per_burst()
+        * settings.train.batch_size as u64
+        * u64::from(settings.train.bursts);
+    let bar = crate::common::progress_bar(total, "train");
+    tracing::info!(
+        rom = rom_name,
+        run = args.run,
+        store = store.url(),
+        envs = settings.train.envs,
+        batch_size = settings.train.batch_size,
+        bursts = settings.train.bursts,
+        steps_per_burst = settings.train.steps_per_burst,
+        backend = args.backend,
+        tensorboard = %tb_dir.display(),
+        "training"
+    );
+    let mut watch = Watch {
+        metrics,
+        feed,
+        rooms: vec![None; settings.train.envs],
+        events,
+        bar,
+        json: args.json,
+        step: 0,
+    };
+    let opts = TrainOptions {
+        rom,
+        start_state,
+        store,
+        run: args.run.clone(),
+        settings,
+        judges,
+        eval_concurrency: args.eval_concurrency,
+        resume: args.resume,
+        add_bursts: args.add_bursts,
+        backend,
+        worker: args.worker,
+        stop: stop.clone(),
+        progress: std::io::stderr().is_terminal(),
+    };
+    let outcome = train::run(opts, &mut watch);
+    watch.bar.finish_and_clear();
+    if let Some(feed) = watch.feed.take() {
+        feed.finish(std::time::Duration::from_secs(1), |_| &[]);
+    }
+    match outcome? {
+        Outcome::Finished(bursts) => {
+            if !args.json {
+                for b in &bursts {
+                    println!(
+                        "burst {}: {} env steps ({:.0}/s), {} episodes, mean return {:.3}, mean rooms {:.2}, max rooms {}, instrument in {}, {} segments, reward model {}",
+                        b.burst,
+                        b.env_steps,
+                        b.steps_per_second,
+                        b.episodes,
+                        b.mean_return,
+                        b.mean_rooms,
+                        b.max_rooms,
+                        b.instrument_episodes,
+                        b.segments_written,
+                        b.reward_model.as_deref().unwrap_or("-")
+                    );
+                }
+                if bursts.is_empty() {
+                    println!(
+                        "run `{}` is already complete; nothing to do (raise --bursts and pass --resume to extend it)",
+                        args.run
+                    );
+                } else {
+                    println!("run `{}` complete", args.run);
+                }
+            }
+            Ok(())
+        }
+        Outcome::Interrupted { checkpoint, .. } => {
+            eprintln!(
+                "stopped: checkpoint {checkpoint} written; continue with --resume --run {}",
+                args.run
+            );
+            // 143 = terminated by SIGTERM, as a process killed by the signal would report.
+            std::process::exit(if stop.load(Ordering::Relaxed) { 143 } else { 1 });
+        }
+    }
+}
+
+/// Runs `zelda-rl reward-model ...`.
+pub fn run_reward_model(cmd: RewardModelCommand) -> Result<()> {
+    let RewardModelCommand::Train(args) = cmd;
+    validate_run_id(&args.run)?;
+    let settings = Settings::load(args.config.as_deref())?;
+    let (rom, _) = args.rom.load()?;
+    let sha1 = hex::encode(
+        gameboy::GameBoy::new(rom)
+            .context("loading the ROM")?
+            .rom_sha1(),
+    );
+    let store = args.store.open()?;
+    let backend =
+        ppo::Backend::parse(&args.backend).map_err(|e| anyhow::anyhow!("--backend: {e}"))?;
+    let rt = crate::common::runtime()?;
+    let burst = match args.burst {
+        Some(b) => b,
+        None => rt
+            .block_on(store.list(&format!("{}/reward-models/", args.run)))?
+            .iter()
+            .filter_map(|o| {
+                o.key
+                    .rsplit('/')
+                    .next()?
+                    .strip_prefix('b')?
+                    .strip_suffix(".rm")?
+                    .parse::<u32>()
+                    .ok()
+            })
+            .max()
+            .map_or(0, |b| b + 1),
+    };
+    let mut cfg = settings.reward_model.clone();
+    // Asked for explicitly: train on whatever is there, however little.
+    cfg.min_samples = cfg.min_samples.min(2);
+    let trained = rt.block_on(train::learned::train(
+        &store, &args.run, burst, &sha1, &cfg, args.seed, backend,
+    ))?;
+    let Some(t) = trained else {
+        bail!(
+            "run `{}` in {} has too few scored segments to train on: run `zelda-rl evaluate --run {}` first",
+            args.run,
+            store.url(),
+            args.run
+        );
+    };
+    println!(
+        "{}",
+        serde_json::json!({
+            "model": t.key,
+            "samples": t.samples,
+            "pairs": t.pairs,
+            "val_pair_accuracy": t.val_pair_accuracy.is_finite().then_some(t.val_pair_accuracy),
+        })
+    );
+    Ok(())
+}

@@ -1,0 +1,134 @@
+//! `zelda-rl train` end to end: SIGTERM mid-burst writes a checkpoint and exits 143,
+//! `--resume` finishes the run, TensorBoard events and metrics-worthy files are there, a
+//! repeat is a no-op, and bad settings are errors that name the field.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_zelda-rl");
+
+const SMALL: &str = "[train]\nenvs = 2\nbatch_size = 32\nsteps_per_burst = 128\nbursts = 2\nseed = 1\ncheckpoint_every = 0\n\
+[ppo]\nupdate_epochs = 1\n[segments]\nsteps = 32\nkeyframe_interval = 8\n[reward_model]\nmin_samples = 2\n";
+
+fn temp(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("zelda-rl-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn train(dir: &std::path::Path, extra: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(["train", "--store"])
+        .arg(dir.join("runs"))
+        .args(["--run", "t", "--config"])
+        .arg(dir.join("small.toml"))
+        .args(["--log-format", "json"])
+        .args(extra)
+        .env_remove("GATEWAY")
+        .env_remove("RUN");
+    c
+}
+
+#[test]
+fn sigterm_checkpoints_and_resume_finishes() {
+    let dir = temp("train-cli");
+    std::fs::write(dir.join("small.toml"), SMALL).unwrap();
+    let mut child = train(&dir, &[])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the first PPO update, then ask it to stop.
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let mut log = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        log.push_str(&line);
+        log.push('\n');
+        if line.contains("\"message\":\"update\"") {
+            break;
+        }
+    }
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    for line in lines {
+        log.push_str(&line.unwrap());
+        log.push('\n');
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(143), "{log}");
+    assert!(log.contains("checkpoint written"), "{log}");
+    let latest = std::fs::read_to_string(dir.join("runs/t/checkpoints/latest.json")).unwrap();
+    assert!(latest.contains("\"burst\":0"), "{latest}");
+
+    // Without --resume the run is not restarted over the checkpoint.
+    let out = train(&dir, &[]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--resume"));
+
+    let out = train(&dir, &["--resume", "--json"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bursts: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        bursts
+            .iter()
+            .map(|b| b["burst"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        [0, 1]
+    );
+    assert!(
+        bursts[1]["reward_model"]
+            .as_str()
+            .unwrap()
+            .ends_with("b0001.rm"),
+        "{stdout}"
+    );
+    assert!(dir.join("runs/t/reward-models/b0000.rm").is_file());
+    let tb: Vec<_> = std::fs::read_dir(dir.join("runs/t/tensorboard"))
+        .unwrap()
+        .collect();
+    assert!(tb.len() >= 2, "one event file per process");
+
+    // Repeating the finished run is a no-op.
+    let out = train(&dir, &[]).output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("already complete"));
+}
+
+#[test]
+fn bad_settings_name_the_field() {
+    let dir = temp("train-cli-bad");
+    std::fs::write(
+        dir.join("small.toml"),
+        "[train]\nenvs = 3\nbatch_size = 32\n",
+    )
+    .unwrap();
+    let out = train(&dir, &[]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("train.batch_size") && err.contains("small.toml"),
+        "{err}"
+    );
+    std::fs::write(dir.join("small.toml"), "[ppo]\nlearning_rat = 1\n").unwrap();
+    let out = train(&dir, &[]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("learning_rat"), "{err}");
+}
