@@ -1,7 +1,59 @@
-"""zelda-rl from Python: the Ray driver (``python -m zelda_rl.ray.train``).
+"""zelda-rl from Python: Gymnasium environments backed by the Rust core, and the Ray
+driver (``python -m zelda_rl.ray.train``).
 
-The Gymnasium environment and the PyO3 bindings to the Rust core are not here yet
-(issue 7); the driver runs the Rust ``zelda-rl`` binary.
+- ``zelda_rl.ZeldaEnv`` / ``zelda_rl.ZeldaVectorEnv`` (``zelda_rl.env``): the Gymnasium
+  ``Env`` and ``VectorEnv`` over the PyO3 extension ``zelda_rl._core`` (built from
+  ``crates/py`` by maturin).
+- Registered ids: ``ZeldaRL/MiniZelda-v0`` (the embedded test cartridge) and
+  ``ZeldaRL/LinksAwakening-v0`` (needs ``rom_path=``; no ROM is shipped), for
+  ``gymnasium.make`` and ``gymnasium.make_vec`` (Rust-backed vector env).
+
+Neither Gymnasium nor the compiled module is imported until used, so ``zelda_rl.ray``
+works in an environment that has neither.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 __version__ = "0.1.0"
+
+__all__ = ["ZeldaEnv", "ZeldaVectorEnv", "register_envs"]
+
+
+def register_envs() -> None:
+    """Registers the ZeldaRL ids with Gymnasium (idempotent; entry points load lazily)."""
+    import gymnasium
+
+    specs = {
+        "ZeldaRL/MiniZelda-v0": ("zelda_rl.env:ZeldaEnv", "zelda_rl.env:ZeldaVectorEnv"),
+        "ZeldaRL/LinksAwakening-v0": (
+            "zelda_rl.env:make_links_awakening",
+            "zelda_rl.env:make_links_awakening_vec",
+        ),
+    }
+    for env_id, (entry, vector_entry) in specs.items():
+        if env_id not in gymnasium.registry:
+            gymnasium.register(
+                id=env_id,
+                entry_point=entry,
+                vector_entry_point=vector_entry,
+                disable_env_checker=False,
+            )
+
+
+def __getattr__(name: str) -> Any:
+    # PEP 562: the environment classes import the compiled module only when asked for.
+    if name in ("ZeldaEnv", "ZeldaVectorEnv"):
+        from zelda_rl import env
+
+        return getattr(env, name)
+    raise AttributeError(f"module 'zelda_rl' has no attribute {name!r}")
+
+
+try:
+    import gymnasium as _gymnasium  # noqa: F401
+except ImportError:  # the Ray driver alone needs neither Gymnasium nor the extension
+    pass
+else:
+    register_envs()

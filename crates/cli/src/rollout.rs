@@ -22,7 +22,9 @@ pub struct RolloutArgs {
     /// Agent steps per environment.
     #[arg(long, default_value_t = 1024)]
     steps: u64,
-    /// Who acts: `random` (seeded).
+    /// Who acts: `random` (seeded), or a `zelda-rl train` checkpoint: a store key
+    /// (`local/checkpoints/latest.json`, `.../b0001-1-u000000.ckpt`) or a local file;
+    /// its policy samples actions with the run's seed.
     #[arg(long, default_value = "random")]
     policy: String,
     /// Seed of everything random (env resets, the random policy).
@@ -102,7 +104,14 @@ pub fn run(args: RolloutArgs) -> Result<()> {
             envs.n_actions(),
             rollout::derive_seed(args.seed, &[0x9011c7]),
         )),
-        other => bail!("unknown policy `{other}` (available: random)"),
+        reference => Box::new(CheckpointPolicy::load(
+            &rt,
+            &store,
+            reference,
+            envs.n_actions(),
+            settings.env.frame_stack,
+            args.seed,
+        )?),
     };
     tracing::info!(
         rom = rom_name,
@@ -267,6 +276,92 @@ pub fn run(args: RolloutArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The policy of a training checkpoint, sampling with a seeded stream.
+struct CheckpointPolicy {
+    name: String,
+    ppo: ppo::Ppo,
+    seed: u64,
+    calls: u64,
+}
+
+impl CheckpointPolicy {
+    fn load(
+        rt: &tokio::runtime::Runtime,
+        store: &episodes::Store,
+        reference: &str,
+        actions: usize,
+        frame_stack: usize,
+        seed: u64,
+    ) -> Result<Self> {
+        let read = |key: &str| -> Result<Vec<u8>> {
+            let path = std::path::Path::new(key);
+            if path.is_file() {
+                return std::fs::read(path).with_context(|| format!("reading {}", path.display()));
+            }
+            Ok(rt
+                .block_on(store.get(key))
+                .with_context(|| {
+                    format!("policy `{key}`: neither a file nor an object in the store")
+                })?
+                .to_vec())
+        };
+        let mut key = reference.to_string();
+        let mut bytes = read(&key)?;
+        if key.ends_with(".json") {
+            let latest: train::checkpoint::Latest = serde_json::from_slice(&bytes)
+                .with_context(|| format!("{key}: not a checkpoint pointer (latest.json)"))?;
+            key = latest.key;
+            bytes = read(&key)?;
+        }
+        let state = train::checkpoint::TrainState::decode(&bytes, &key)?;
+        let ppo = ppo::Ppo::from_checkpoint(&state.learner, ppo::Backend::Flex)
+            .with_context(|| format!("{key}: learner"))?;
+        let p = &ppo.config().policy;
+        if p.actions != actions
+            || p.encoder.frame_stack != frame_stack
+            || p.encoder.features != zelda::obs::FEATURES
+        {
+            bail!(
+                "{key}: the policy takes {} frames + {} features and chooses among {} actions; these envs give {frame_stack} frames + {} features and {actions} actions (use the run's [env] settings)",
+                p.encoder.frame_stack,
+                p.encoder.features,
+                p.actions,
+                zelda::obs::FEATURES
+            );
+        }
+        Ok(Self {
+            name: format!("ppo:{key}"),
+            ppo,
+            seed,
+            calls: 0,
+        })
+    }
+}
+
+impl Policy for CheckpointPolicy {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn act(&mut self, frames: &[u8], features: &[f32], actions: &mut [usize]) {
+        let obs = ppo::ObsBatch {
+            frames,
+            features,
+            batch: actions.len(),
+        };
+        let seed = ppo::mix_seed(self.seed, 0x9011c7, self.calls);
+        self.calls += 1;
+        // Shapes were checked at load, so a failure here is a bug, not bad input.
+        let out = self
+            .ppo
+            .act(&obs, ppo::ActMode::Sample { seed })
+            .expect("policy inference on checked shapes");
+        for (a, &b) in actions.iter_mut().zip(&out.actions) {
+            *a = b as usize;
+        }
+    }
 }
 
 fn flush_rewards(metrics: &telemetry::Metrics, sums: &mut [(f64, f64); zelda::reward::COMPONENTS]) {

@@ -168,12 +168,55 @@ fn stop_on_signals(stop: Arc<AtomicBool>) -> Result<()> {
     Ok(())
 }
 
+/// Where TensorBoard scalars go: a local event file next to the run, or (S3 stores, where
+/// the cluster's TensorBoard reads `--logdir=$STORE`) an event file re-uploaded to
+/// `<run>/tensorboard/` after each batch of scalars (a whole-object replace, so readers
+/// never see half a record).
+enum Events {
+    Local(telemetry::EventWriter),
+    Store {
+        file: telemetry::EventFile,
+        store: episodes::Store,
+        prefix: String,
+        rt: tokio::runtime::Runtime,
+    },
+}
+
+impl Events {
+    fn add_scalars(&mut self, step: i64, values: &[(&str, f32)]) {
+        match self {
+            Events::Local(w) => w.add_scalars(step, values),
+            Events::Store { file, .. } => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0.0, |d| d.as_secs_f64());
+                file.add_scalars_at(step, values, now);
+            }
+        }
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        match self {
+            Events::Local(w) => Ok(w.flush()?),
+            Events::Store {
+                file,
+                store,
+                prefix,
+                rt,
+            } => {
+                rt.block_on(file.upload(store, prefix))?;
+                Ok(())
+            }
+        }
+    }
+}
+
 /// Metrics, the HUD feed, TensorBoard scalars and progress for the training loop.
 struct Watch {
     metrics: telemetry::Metrics,
     feed: Option<telemetry::HudFeed>,
     rooms: Vec<Option<zelda::RoomKey>>,
-    events: telemetry::EventWriter,
+    events: Events,
     bar: indicatif::ProgressBar,
     json: bool,
     step: u64,
@@ -355,14 +398,21 @@ pub fn run(args: TrainArgs) -> Result<()> {
             )
         })
         .transpose()?;
-    // TensorBoard reads local folders; a run in an object store logs next to the binary's
-    // working folder under tensorboard/<run>.
-    let tb_dir = match store.local_root() {
-        Some(root) => root.join(&args.run).join("tensorboard"),
-        None => PathBuf::from("tensorboard").join(&args.run),
+    let events = match store.local_root() {
+        Some(root) => {
+            let dir = root.join(&args.run).join("tensorboard");
+            Events::Local(
+                telemetry::EventWriter::create(&dir)
+                    .with_context(|| format!("creating TensorBoard events in {}", dir.display()))?,
+            )
+        }
+        None => Events::Store {
+            file: telemetry::EventFile::new(),
+            store: store.clone(),
+            prefix: format!("{}/tensorboard", args.run),
+            rt: crate::common::runtime()?,
+        },
     };
-    let events = telemetry::EventWriter::create(&tb_dir)
-        .with_context(|| format!("creating TensorBoard events in {}", tb_dir.display()))?;
     let total = settings.updates_per_burst()
         * settings.train.batch_size as u64
         * u64::from(settings.train.bursts);
@@ -376,7 +426,6 @@ pub fn run(args: TrainArgs) -> Result<()> {
         bursts = settings.train.bursts,
         steps_per_burst = settings.train.steps_per_burst,
         backend = args.backend,
-        tensorboard = %tb_dir.display(),
         "training"
     );
     let mut watch = Watch {

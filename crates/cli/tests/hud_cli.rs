@@ -156,6 +156,45 @@ fn rollout_publishes_to_the_hud_binary() {
         .unwrap_or_else(|| panic!("{metrics}"));
     assert!(updates.parse::<u64>().unwrap() >= 1, "{updates}");
 
+    // The training loop publishes the same way: its agents and scores show up.
+    let cfg = dir.join("small.toml");
+    std::fs::write(
+        &cfg,
+        "[train]\nenvs = 3\nbatch_size = 48\nsteps_per_burst = 96\nbursts = 1\n[segments]\nsteps = 16\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "train",
+            "--store",
+            store.to_str().unwrap(),
+            "--run",
+            "cli-train",
+        ])
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--hud", &url, "--log-format", "json"])
+        .env_remove("GATEWAY")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "train failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::thread::sleep(Duration::from_millis(400));
+    let state = get_json(&addr, "/api/state");
+    assert_eq!(state["last_run"], "cli-train", "{state}");
+    let train_envs: Vec<_> = state["envs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["run"] == "cli-train")
+        .collect();
+    assert_eq!(train_envs.len(), 3, "{state}");
+    let scores = get_json(&addr, "/api/scores?run=cli-train");
+    assert!(!scores["scores"].as_array().unwrap().is_empty(), "{scores}");
+
     drop(hud);
     let _ = std::fs::remove_dir_all(&dir);
 }

