@@ -59,7 +59,8 @@ pub fn build_cli() -> Result<PathBuf> {
     if !status.success() {
         bail!("cargo build --profile bench failed");
     }
-    Ok(target_dir()?.join("bench/zelda-rl"))
+    // Cargo's built-in `bench` profile writes to the `release` folder.
+    Ok(target_dir()?.join("release/zelda-rl"))
 }
 
 /// The workspace's target directory (honours CARGO_TARGET_DIR).
