@@ -335,10 +335,19 @@ impl Observer for Watch {
         if let Err(e) = self.events.flush() {
             tracing::warn!(error = %e, "writing TensorBoard events");
         }
+        // Segment bytes are not known here (the exporter owns them); the count is.
+        self.metrics.segments_written(b.segments_written, 0);
         if let Some(e) = &b.evaluation {
-            self.metrics.segments_written(b.segments_written, 0);
-            for _ in 0..e.ok {
-                self.metrics.evaluator_segment("ok");
+            for (outcome, n) in [
+                ("ok", e.ok),
+                ("partial", e.partial),
+                ("failed", e.failed),
+                ("invalid_segment", e.invalid),
+                ("skipped", e.skipped),
+            ] {
+                for _ in 0..n {
+                    self.metrics.evaluator_segment(outcome);
+                }
             }
         }
         if self.json {
