@@ -158,3 +158,152 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     }
     result
 }
+
+/// What a stepping loop reports as it goes: Prometheus metrics per env step and episode,
+/// and, when a HUD is given, the envs' live view. `rollout` and `train` share it.
+pub struct Live {
+    /// The process's metrics.
+    pub metrics: telemetry::Metrics,
+    /// The HUD feed, if publishing.
+    pub feed: Option<telemetry::HudFeed>,
+    rooms: Vec<Option<zelda::RoomKey>>,
+    // Positive and negative parts apart: a batch of +1 and -1 is not "nothing happened".
+    reward_sums: [(f64, f64); zelda::reward::COMPONENTS],
+    steps: u64,
+}
+
+impl Live {
+    /// Metrics for `n_envs` envs, publishing to `hud` (a HUD base URL) if given.
+    pub fn new(
+        metrics: telemetry::Metrics,
+        hud: Option<&str>,
+        run: &str,
+        worker: u32,
+        n_envs: usize,
+    ) -> Result<Self> {
+        let feed = hud
+            .map(|url| telemetry::HudFeed::new(url, run, &worker.to_string(), n_envs))
+            .transpose()?;
+        if let Some(feed) = &feed {
+            tracing::info!(
+                endpoint = feed.publisher().endpoint(),
+                "publishing to the HUD"
+            );
+        }
+        Ok(Self {
+            metrics,
+            feed,
+            rooms: vec![None; n_envs],
+            reward_sums: [(0.0, 0.0); zelda::reward::COMPONENTS],
+            steps: 0,
+        })
+    }
+
+    /// After every batch step; `rewards[i]` is env i's reward as the learner sees it.
+    pub fn step(&mut self, envs: &rollout::VecEnv, rewards: impl Fn(usize) -> f32) {
+        self.steps += 1;
+        self.metrics.env_steps(envs.len() as u64);
+        for (i, last) in self.rooms.iter_mut().enumerate() {
+            let state = envs.state(i);
+            if *last != Some(state.room) {
+                *last = Some(state.room);
+                self.metrics.room_entered(state.room);
+            }
+            for (sum, &c) in self.reward_sums.iter_mut().zip(envs.reward_components(i)) {
+                if c > 0.0 {
+                    sum.0 += f64::from(c);
+                } else {
+                    sum.1 += f64::from(c);
+                }
+            }
+            if let Some(feed) = self.feed.as_mut() {
+                let env = envs.env(i);
+                feed.observe(
+                    i,
+                    telemetry::EnvTick {
+                        state,
+                        reward: rewards(i),
+                        done: envs.terminated(i) || envs.truncated(i),
+                        episode: env.episode(),
+                        step: env.steps(),
+                    },
+                );
+            }
+        }
+        // Reward counters in batches: eight label lookups per env step would cost more
+        // than the sums.
+        if self.steps.is_multiple_of(64) {
+            self.flush_rewards();
+        }
+        if let Some(feed) = self.feed.as_mut() {
+            feed.maybe_publish(|i| &envs.env(i).gameboy().frame()[..]);
+        }
+    }
+
+    /// When an episode ends.
+    pub fn episode(&mut self, ep: &rollout::EpisodeStats) {
+        self.metrics.episode_finished(
+            f64::from(ep.ret),
+            u64::from(ep.length),
+            u64::from(ep.rooms),
+            ep.terminated,
+        );
+        if let Some(feed) = self.feed.as_mut() {
+            feed.episode_finished(telemetry::wire::EpisodeUpdate {
+                env: ep.env,
+                episode: ep.episode,
+                ret: ep.ret,
+                length: ep.length,
+                rooms: ep.rooms,
+                instruments: ep.instruments,
+                terminated: ep.terminated,
+            });
+        }
+    }
+
+    /// Adds the reward sums not yet counted to the metrics.
+    pub fn flush_rewards(&mut self) {
+        for (name, sum) in zelda::RewardConfig::NAMES
+            .iter()
+            .zip(self.reward_sums.iter_mut())
+        {
+            self.metrics.reward_component(name, sum.0);
+            self.metrics.reward_component(name, sum.1);
+            *sum = (0.0, 0.0);
+        }
+    }
+
+    /// Counts what is left and sends the HUD the final view (waiting up to 2 s).
+    pub fn finish(&mut self, envs: &rollout::VecEnv) -> Option<telemetry::PublisherStats> {
+        self.flush_rewards();
+        self.feed.take().map(|f| {
+            f.finish(
+                Duration::from_secs(2),
+                |i| &envs.env(i).gameboy().frame()[..],
+            )
+        })
+    }
+}
+
+/// The judges to ask: the gateway's LLM judges, or the offline heuristic judge when no
+/// gateway is given or `offline` is set.
+pub fn judges(
+    gateway: Option<&str>,
+    offline: bool,
+    config: Option<&PathBuf>,
+) -> Result<judges::Judges> {
+    let config = match config {
+        Some(path) => judges::JudgesConfig::load(path)?,
+        None => judges::JudgesConfig::default(),
+    };
+    Ok(match (gateway, offline) {
+        (Some(url), false) => judges::Judges::gateway(url, config)?,
+        (None, false) => {
+            tracing::info!(
+                "no gateway (--gateway or GATEWAY): the offline heuristic judge scores segments"
+            );
+            judges::Judges::offline()
+        }
+        (_, true) => judges::Judges::offline(),
+    })
+}

@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use evaluator::{Metrics, Mode, Options};
-use judges::{Judges, JudgesConfig};
 
 use crate::common::StoreArgs;
 
@@ -62,20 +61,11 @@ pub struct EvaluateArgs {
 
 /// Runs `zelda-rl evaluate`.
 pub fn run(args: EvaluateArgs) -> Result<()> {
-    let config = match &args.judges_config {
-        Some(path) => JudgesConfig::load(path)?,
-        None => JudgesConfig::default(),
-    };
-    let judges = match (&args.gateway, args.offline) {
-        (Some(url), false) => Judges::gateway(url, config)?,
-        (None, false) => {
-            tracing::info!(
-                "no gateway configured (--gateway or GATEWAY): using the offline heuristic judge"
-            );
-            Judges::offline()
-        }
-        (_, true) => Judges::offline(),
-    };
+    let judges = crate::common::judges(
+        args.gateway.as_deref(),
+        args.offline,
+        args.judges_config.as_ref(),
+    )?;
     let mode = match args.mode {
         ModeArg::Score => Mode::Score,
         ModeArg::Compare => Mode::Compare,

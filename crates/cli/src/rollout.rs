@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use rollout::{Policy, RandomPolicy, SegmentContext, SegmentExporter, VecEnv};
 
-use crate::common::{RomArgs, Settings, StoreArgs, progress_bar, runtime};
+use crate::common::{Live, RomArgs, Settings, StoreArgs, progress_bar, runtime};
 
 /// Options of `zelda-rl rollout`.
 #[derive(Debug, Args)]
@@ -128,20 +128,13 @@ pub fn run(args: RolloutArgs) -> Result<()> {
         .as_deref()
         .map(|addr| telemetry::serve_metrics(metrics.clone(), addr))
         .transpose()?;
-    let mut feed = args
-        .hud
-        .as_deref()
-        .map(|url| telemetry::HudFeed::new(url, &run, &args.worker.to_string(), envs.len()))
-        .transpose()?;
-    if let Some(feed) = &feed {
-        tracing::info!(
-            endpoint = feed.publisher().endpoint(),
-            "publishing to the HUD"
-        );
-    }
-    let mut rooms: Vec<Option<zelda::RoomKey>> = vec![None; envs.len()];
-    // Positive and negative parts apart: a batch of +1 and -1 is not "nothing happened".
-    let mut reward_sums = [(0f64, 0f64); zelda::reward::COMPONENTS];
+    let mut live = Live::new(
+        metrics.clone(),
+        args.hud.as_deref(),
+        &run,
+        args.worker,
+        envs.len(),
+    )?;
     let exporter = SegmentExporter::spawn(store.clone(), 64);
     let bar = progress_bar(args.steps, "rollout");
     let mut actions = vec![0usize; envs.len()];
@@ -153,63 +146,12 @@ pub fn run(args: RolloutArgs) -> Result<()> {
         for seg in envs.take_segments() {
             exporter.submit(seg)?;
         }
-        metrics.env_steps(envs.len() as u64);
-        for (i, last) in rooms.iter_mut().enumerate() {
-            let state = envs.state(i);
-            if *last != Some(state.room) {
-                *last = Some(state.room);
-                metrics.room_entered(state.room);
-            }
-            for (sum, &c) in reward_sums.iter_mut().zip(envs.reward_components(i)) {
-                if c > 0.0 {
-                    sum.0 += f64::from(c);
-                } else {
-                    sum.1 += f64::from(c);
-                }
-            }
-            if let Some(feed) = feed.as_mut() {
-                let env = envs.env(i);
-                feed.observe(
-                    i,
-                    telemetry::EnvTick {
-                        state,
-                        reward: envs.reward(i),
-                        done: envs.terminated(i) || envs.truncated(i),
-                        episode: env.episode(),
-                        step: env.steps(),
-                    },
-                );
-            }
-        }
+        live.step(&envs, |i| envs.reward(i));
         for ep in envs.take_episodes() {
             episodes += 1;
             ret_sum += f64::from(ep.ret);
             rooms_sum += u64::from(ep.rooms);
-            metrics.episode_finished(
-                f64::from(ep.ret),
-                u64::from(ep.length),
-                u64::from(ep.rooms),
-                ep.terminated,
-            );
-            if let Some(feed) = feed.as_mut() {
-                feed.episode_finished(telemetry::wire::EpisodeUpdate {
-                    env: ep.env,
-                    episode: ep.episode,
-                    ret: ep.ret,
-                    length: ep.length,
-                    rooms: ep.rooms,
-                    instruments: ep.instruments,
-                    terminated: ep.terminated,
-                });
-            }
-        }
-        // Reward counters in batches: eight label lookups per env step would cost more
-        // than the sums.
-        if (step + 1) % 64 == 0 {
-            flush_rewards(&metrics, &mut reward_sums);
-        }
-        if let Some(feed) = feed.as_mut() {
-            feed.maybe_publish(|i| &envs.env(i).gameboy().frame()[..]);
+            live.episode(&ep);
         }
         bar.inc(1);
         if (step + 1) % 256 == 0 && bar.is_hidden() {
@@ -221,12 +163,7 @@ pub fn run(args: RolloutArgs) -> Result<()> {
         exporter.submit(seg)?;
     }
     let elapsed = t0.elapsed().as_secs_f64();
-    flush_rewards(&metrics, &mut reward_sums);
-    let hud_stats = feed.map(|f| {
-        f.finish(std::time::Duration::from_secs(2), |i| {
-            &envs.env(i).gameboy().frame()[..]
-        })
-    });
+    let hud_stats = live.finish(&envs);
     let stats = exporter.finish()?;
     metrics.segments_written(stats.written, stats.bytes);
     bar.finish_and_clear();
@@ -361,14 +298,6 @@ impl Policy for CheckpointPolicy {
         for (a, &b) in actions.iter_mut().zip(&out.actions) {
             *a = b as usize;
         }
-    }
-}
-
-fn flush_rewards(metrics: &telemetry::Metrics, sums: &mut [(f64, f64); zelda::reward::COMPONENTS]) {
-    for (name, sum) in zelda::RewardConfig::NAMES.iter().zip(sums.iter_mut()) {
-        metrics.reward_component(name, sum.0);
-        metrics.reward_component(name, sum.1);
-        *sum = (0.0, 0.0);
     }
 }
 

@@ -7,11 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use judges::{Judges, JudgesConfig};
 use rollout::{EpisodeStats, VecEnv};
 use train::{BurstSummary, Observer, Outcome, Settings, TrainOptions, UpdateReport};
 
-use crate::common::{RomArgs, StoreArgs};
+use crate::common::{Live, RomArgs, StoreArgs};
 use crate::rollout::validate_run_id;
 
 /// Options of `zelda-rl train`. Flags override the settings file; the names match the
@@ -141,22 +140,6 @@ fn settings(args: &TrainArgs) -> Result<Settings> {
     Ok(s)
 }
 
-fn judges(gateway: Option<&str>, offline: bool, config: Option<&PathBuf>) -> Result<Judges> {
-    let config = match config {
-        Some(path) => JudgesConfig::load(path)?,
-        None => JudgesConfig::default(),
-    };
-    Ok(match (gateway, offline) {
-        (Some(url), false) => Judges::gateway(url, config)?,
-        _ => {
-            tracing::info!(
-                "no gateway (--gateway or GATEWAY): the offline heuristic judge scores segments"
-            );
-            Judges::offline()
-        }
-    })
-}
-
 /// Installs SIGTERM/SIGINT handlers that set `stop`; a second signal exits at once.
 fn stop_on_signals(stop: Arc<AtomicBool>) -> Result<()> {
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
@@ -213,71 +196,29 @@ impl Events {
 
 /// Metrics, the HUD feed, TensorBoard scalars and progress for the training loop.
 struct Watch {
-    metrics: telemetry::Metrics,
-    feed: Option<telemetry::HudFeed>,
-    rooms: Vec<Option<zelda::RoomKey>>,
+    live: Live,
     events: Events,
     bar: indicatif::ProgressBar,
     json: bool,
-    step: u64,
 }
 
 impl Observer for Watch {
     fn on_step(&mut self, envs: &VecEnv, rewards: &[f32]) {
-        self.step += 1;
-        self.metrics.env_steps(envs.len() as u64);
-        for (i, last) in self.rooms.iter_mut().enumerate() {
-            let state = envs.state(i);
-            if *last != Some(state.room) {
-                *last = Some(state.room);
-                self.metrics.room_entered(state.room);
-            }
-            if self.step.is_multiple_of(64) {
-                self.metrics.rewards(envs.reward_components(i));
-            }
-            if let Some(feed) = self.feed.as_mut() {
-                let env = envs.env(i);
-                feed.observe(
-                    i,
-                    telemetry::EnvTick {
-                        state,
-                        reward: rewards[i],
-                        done: envs.terminated(i) || envs.truncated(i),
-                        episode: env.episode(),
-                        step: env.steps(),
-                    },
-                );
-            }
-        }
-        if let Some(feed) = self.feed.as_mut() {
-            feed.maybe_publish(|i| &envs.env(i).gameboy().frame()[..]);
-        }
+        self.live.step(envs, |i| rewards[i]);
         self.bar.inc(envs.len() as u64);
     }
 
     fn on_episode(&mut self, _burst: u32, ep: &EpisodeStats) {
-        self.metrics.episode_finished(
-            f64::from(ep.ret),
-            u64::from(ep.length),
-            u64::from(ep.rooms),
-            ep.terminated,
-        );
-        if let Some(feed) = self.feed.as_mut() {
-            feed.episode_finished(telemetry::wire::EpisodeUpdate {
-                env: ep.env,
-                episode: ep.episode,
-                ret: ep.ret,
-                length: ep.length,
-                rooms: ep.rooms,
-                instruments: ep.instruments,
-                terminated: ep.terminated,
-            });
-        }
+        self.live.episode(ep);
+    }
+
+    fn on_end(&mut self, envs: &VecEnv) {
+        self.live.finish(envs);
     }
 
     fn on_update(&mut self, r: &UpdateReport) {
         let s = &r.stats;
-        self.metrics.learner_update(&telemetry::LearnerStats {
+        self.live.metrics.learner_update(&telemetry::LearnerStats {
             policy_loss: s.policy_loss,
             value_loss: s.value_loss,
             entropy: s.entropy,
@@ -336,7 +277,7 @@ impl Observer for Watch {
             tracing::warn!(error = %e, "writing TensorBoard events");
         }
         // Segment bytes are not known here (the exporter owns them); the count is.
-        self.metrics.segments_written(b.segments_written, 0);
+        self.live.metrics.segments_written(b.segments_written, 0);
         if let Some(e) = &b.evaluation {
             for (outcome, n) in [
                 ("ok", e.ok),
@@ -346,7 +287,7 @@ impl Observer for Watch {
                 ("skipped", e.skipped),
             ] {
                 for _ in 0..n {
-                    self.metrics.evaluator_segment(outcome);
+                    self.live.metrics.evaluator_segment(outcome);
                 }
             }
         }
@@ -380,7 +321,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let store = args.store.open()?;
     let backend =
         ppo::Backend::parse(&args.backend).map_err(|e| anyhow::anyhow!("--backend: {e}"))?;
-    let judges = judges(
+    let judges = crate::common::judges(
         args.gateway.as_deref(),
         args.offline,
         args.judges_config.as_ref(),
@@ -395,18 +336,13 @@ pub fn run(args: TrainArgs) -> Result<()> {
         .map(|addr| telemetry::serve_metrics(metrics.clone(), addr))
         .transpose()
         .context("serving metrics")?;
-    let feed = args
-        .hud
-        .as_deref()
-        .map(|url| {
-            telemetry::HudFeed::new(
-                url,
-                &args.run,
-                &args.worker.to_string(),
-                settings.train.envs,
-            )
-        })
-        .transpose()?;
+    let live = Live::new(
+        metrics,
+        args.hud.as_deref(),
+        &args.run,
+        args.worker,
+        settings.train.envs,
+    )?;
     let events = match store.local_root() {
         Some(root) => {
             let dir = root.join(&args.run).join("tensorboard");
@@ -438,13 +374,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
         "training"
     );
     let mut watch = Watch {
-        metrics,
-        feed,
-        rooms: vec![None; settings.train.envs],
+        live,
         events,
         bar,
         json: args.json,
-        step: 0,
     };
     let opts = TrainOptions {
         rom,
@@ -463,9 +396,6 @@ pub fn run(args: TrainArgs) -> Result<()> {
     };
     let outcome = train::run(opts, &mut watch);
     watch.bar.finish_and_clear();
-    if let Some(feed) = watch.feed.take() {
-        feed.finish(std::time::Duration::from_secs(1), |_| &[]);
-    }
     match outcome? {
         Outcome::Finished(bursts) => {
             if !args.json {

@@ -132,6 +132,8 @@ pub trait Observer {
     fn on_update(&mut self, _report: &UpdateReport) {}
     /// After every burst.
     fn on_burst(&mut self, _summary: &BurstSummary) {}
+    /// Once, when the loop stops (finished or interrupted), with the envs' final state.
+    fn on_end(&mut self, _envs: &VecEnv) {}
 }
 
 /// An observer that ignores everything.
@@ -420,6 +422,7 @@ pub fn run(opts: TrainOptions, observer: &mut dyn Observer) -> Result<Outcome, T
                             &rm_key,
                         )?;
                         tracing::info!(checkpoint = key, "stopped on request; checkpoint written");
+                        observer.on_end(&envs);
                         return Ok(Outcome::Interrupted {
                             checkpoint: key,
                             completed,
@@ -632,5 +635,6 @@ pub fn run(opts: TrainOptions, observer: &mut dyn Observer) -> Result<Outcome, T
         observer.on_burst(&summary);
         completed.push(summary);
     }
+    observer.on_end(&envs);
     Ok(Outcome::Finished(completed))
 }
