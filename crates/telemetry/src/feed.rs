@@ -142,19 +142,7 @@ impl HudFeed {
         if !self.publisher.wants_update() {
             return false;
         }
-        let envs = self
-            .envs
-            .iter_mut()
-            .enumerate()
-            .filter_map(|(i, e)| {
-                let mut view = e.view.clone()?;
-                view.rooms_entered = std::mem::take(&mut e.entered);
-                Some(EnvSnapshot {
-                    view,
-                    frame: screen(i).to_vec(),
-                })
-            })
-            .collect::<Vec<_>>();
+        let envs = self.env_snapshots(&screen);
         if envs.is_empty() {
             return false;
         }
@@ -166,15 +154,10 @@ impl HudFeed {
         true
     }
 
-    /// Publishes the final view and waits up to `wait` for it to be delivered.
-    pub fn finish<'s>(
-        mut self,
-        wait: Duration,
-        screen: impl Fn(usize) -> &'s [u8],
-    ) -> PublisherStats {
-        // Force a last update regardless of the interval, so the HUD sees the end state.
-        let envs = self
-            .envs
+    /// Every env seen so far with its screen, handing over the rooms entered since the
+    /// last update.
+    fn env_snapshots<'s>(&mut self, screen: &impl Fn(usize) -> &'s [u8]) -> Vec<EnvSnapshot> {
+        self.envs
             .iter_mut()
             .enumerate()
             .filter_map(|(i, e)| {
@@ -185,7 +168,17 @@ impl HudFeed {
                     frame: screen(i).to_vec(),
                 })
             })
-            .collect::<Vec<_>>();
+            .collect()
+    }
+
+    /// Publishes the final view and waits up to `wait` for it to be delivered.
+    pub fn finish<'s>(
+        mut self,
+        wait: Duration,
+        screen: impl Fn(usize) -> &'s [u8],
+    ) -> PublisherStats {
+        // Force a last update regardless of the interval, so the HUD sees the end state.
+        let envs = self.env_snapshots(&screen);
         if !envs.is_empty() {
             self.publisher.publish(Snapshot {
                 env_steps: self.env_steps,
