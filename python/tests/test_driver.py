@@ -1,12 +1,17 @@
-"""The Ray driver's command line: the RayJob entrypoint parses, and the ``zelda-rl train``
-command it builds really runs a burst and continues the run on the next job."""
+"""The Ray driver (the RayJob entrypoint) on a real local Ray cluster: rollout actors and a
+learner actor run bursts end to end, a rollout actor killed mid-run is restored without
+changing the result, and the next job continues the run."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -14,31 +19,40 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "python"))
 
-from zelda_rl.ray.train import build_parser, effective_batch, train_command  # noqa: E402
+from zelda_rl.ray.train import build_parser, effective_batch, job_spec  # noqa: E402
 
 ENTRYPOINT = (
     "--workers 30 --envs-per-worker 6 --batch-size 32768 --store s3://zelda/runs "
     "--gateway http://gateway:80 --rom /roms/zelda.gb --run prod-1 --bursts 1 --resume"
 )
+SMALL = (
+    "[train]\nsteps_per_burst = 320\ncheckpoint_every = 4\n"
+    "[ppo]\nnum_minibatches = 2\nupdate_epochs = 1\n"
+    "[segments]\nsteps = 16\nkeyframe_interval = 8\n"
+    "[reward_model]\nmin_samples = 4\n"
+)
+RAY = str(Path(sys.executable).parent / "ray")
+# Ray 2.60 turns token authentication on by default; the test cluster is loopback-only.
+ENV = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
 
 
-def zelda_rl_bin() -> str:
-    path = os.environ.get("ZELDA_RL_BIN") or str(ROOT / "target" / "debug" / "zelda-rl")
-    if not os.path.isfile(path):
-        pytest.fail(f"{path} is missing: build it first (cargo build -p zelda-rl) or set ZELDA_RL_BIN")
-    return path
-
-
-def test_entrypoint_maps_to_train_flags():
+def test_entrypoint_parses_and_sizes_the_job(tmp_path):
     args = build_parser().parse_args(ENTRYPOINT.split())
-    cmd = train_command(args)
-    assert cmd[1] == "train"
-    flags = dict(zip(cmd[2::2], cmd[3::2]))
-    assert flags["--envs"] == "180"
+    assert (args.workers, args.envs_per_worker, args.resume) == (30, 6, True)
+    (tmp_path / "zelda.gb").write_bytes(b"x")
+    args.rom = str(tmp_path / "zelda.gb")
+    spec = job_spec(args)
+    assert spec["total_envs"] == 180
     # 32768 is not a multiple of 180 envs: whole steps per env, divisible into 4 minibatches.
-    assert flags["--batch-size"] == "32760"
-    assert flags["--add-bursts"] == "1" and "--bursts" not in flags
-    assert flags["--gateway"] == "http://gateway:80" and flags["--rom"] == "/roms/zelda.gb"
+    assert spec["batch_size"] == 32760
+    assert spec["gateway"] == "http://gateway:80"
+
+
+def test_batch_follows_the_configs_minibatches(tmp_path):
+    cfg = tmp_path / "s.toml"
+    cfg.write_text("[ppo]\nnum_minibatches = 6\n")
+    args = build_parser().parse_args(f"--workers 2 --envs-per-worker 2 --batch-size 30 --store x --run r --config {cfg}".split())
+    assert job_spec(args)["batch_size"] % 6 == 0
 
 
 def test_effective_batch():
@@ -47,37 +61,117 @@ def test_effective_batch():
     assert effective_batch(8, 64, 4) == 64
 
 
-def test_missing_required_flag_is_an_error(capsys):
+def test_bad_command_lines_are_refused_before_the_cluster(capsys, tmp_path):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--workers", "2"])
     assert "--envs-per-worker" in capsys.readouterr().err
+    base = "--workers 1 --envs-per-worker 1 --batch-size 8 --store x --run r".split()
+    with pytest.raises(SystemExit, match="--rom /nowhere.gb: no such file"):
+        job_spec(build_parser().parse_args(base + ["--rom", "/nowhere.gb"]))
+    with pytest.raises(SystemExit, match="must be at least 1"):
+        job_spec(build_parser().parse_args(base[:1] + ["0"] + base[2:]))
 
 
-def test_commands_run_a_burst_then_continue_the_run(tmp_path):
+@pytest.fixture(scope="module")
+def cluster():
+    """A real Ray head on 127.0.0.1 with 2 CPUs, stopped afterwards."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    start = [RAY, "start", "--head", "--num-cpus", "2", "--node-ip-address", "127.0.0.1",
+             "--port", str(port), "--include-dashboard", "false", "--disable-usage-stats"]
+    out = subprocess.run(start, env=ENV, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([RAY, "stop", "--force"], env=ENV, capture_output=True, timeout=120)
+
+
+def driver(address: str, store: Path, run: str, cfg: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable, "-m", "zelda_rl.ray.train", "--address", address,
+        "--workers", "2", "--envs-per-worker", "2", "--batch-size", "32",
+        "--store", str(store), "--run", run, "--config", str(cfg), "--seed", "3",
+        "--cpus-per-worker", "0.5", "--learner-cpus", "0.5", "--json", *extra,
+    ]
+
+
+def run_job(cmd: list[str], kill_after_updates: int | None = None):
+    """Runs one driver job; optionally SIGKILLs one rollout actor's process after that
+    many updates. Returns (returncode, events, stderr)."""
+    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    err: list[str] = []
+    reader = threading.Thread(target=lambda: err.extend(proc.stderr), daemon=True)
+    reader.start()
+    events, killed = [], None
+    for line in proc.stdout:
+        if line.startswith("{"):
+            events.append(json.loads(line))
+        updates = sum(e["event"] == "update" for e in events)
+        if kill_after_updates is not None and killed is None and updates >= kill_after_updates:
+            killed = kill_one_rollout_actor()
+    rc = proc.wait(timeout=600)
+    reader.join(timeout=30)
+    if kill_after_updates is not None:
+        assert killed, "no rollout actor process found to kill"
+    return rc, events, "".join(err)
+
+
+def kill_one_rollout_actor() -> int | None:
+    # Ray names an actor's worker process after the actor class.
+    for pid in sorted(int(p) for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if cmdline.startswith(b"ray::RolloutActor"):
+            os.kill(pid, signal.SIGKILL)
+            return pid
+    return None
+
+
+def latest_checkpoint(store: Path, run: str) -> bytes:
+    latest = json.loads((store / run / "checkpoints" / "latest.json").read_text())
+    return (store / latest["key"]).read_bytes()
+
+
+def segments(store: Path, run: str) -> dict[str, bytes]:
+    return {str(p.relative_to(store)): p.read_bytes() for p in sorted((store / run / "segments").rglob("*")) if p.is_file()}
+
+
+def test_bursts_on_a_real_cluster_survive_a_killed_rollout_actor(cluster, tmp_path):
     cfg = tmp_path / "small.toml"
-    cfg.write_text(
-        "[train]\nsteps_per_burst = 64\ncheckpoint_every = 0\n"
-        "[ppo]\nupdate_epochs = 1\n"
-        "[segments]\nsteps = 16\nkeyframe_interval = 8\n"
-        "[reward_model]\nmin_samples = 4\n"
-    )
-    base = (
-        f"--workers 2 --envs-per-worker 2 --batch-size 32 --store {tmp_path / 'runs'} "
-        f"--run ray-test --config {cfg} --zelda-rl {zelda_rl_bin()} --seed 3"
-    ).split()
-    for job in range(2):
-        argv = base + ["--bursts", "1"] + (["--resume"] if job else [])
-        cmd = train_command(build_parser().parse_args(argv)) + ["--json"]
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-        assert out.returncode == 0, out.stderr[-3000:]
-        bursts = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
-        assert [b["burst"] for b in bursts] == [job], out.stdout
-        assert bursts[0]["env_steps"] == 64 and bursts[0]["segments_written"] >= 4
-    latest = json.loads((tmp_path / "runs/ray-test/checkpoints/latest.json").read_text())
-    assert latest["burst"] == 2
-    # Job 2 found scores of both bursts and trained a reward model on them.
-    assert (tmp_path / "runs/ray-test/reward-models/b0001.rm").is_file()
-    # Without --resume, asking for more bursts than the run has is refused: it exists.
-    cmd = train_command(build_parser().parse_args(base + ["--bursts", "3"]))
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert out.returncode != 0 and "--resume" in out.stderr
+    cfg.write_text(SMALL)
+
+    # A: two bursts in one job, undisturbed.
+    a = tmp_path / "a"
+    rc, events, err = run_job(driver(cluster, a, "r", cfg, "--bursts", "2"))
+    assert rc == 0, err[-4000:]
+    bursts = [e for e in events if e["event"] == "burst"]
+    assert [b["burst"] for b in bursts] == [0, 1]
+    assert all(b["env_steps"] == 320 and b["segments_written"] > 0 for b in bursts)
+    assert bursts[1]["reward_model"] == "r/reward-models/b0001.rm"
+
+    # B: one job per burst, as the RayJob runs it; a rollout actor is killed mid-burst.
+    b = tmp_path / "b"
+    rc, events, err = run_job(driver(cluster, b, "r", cfg, "--bursts", "1", "--resume"), kill_after_updates=2)
+    assert rc == 0, err[-4000:]
+    assert "rollout actor lost" in err, err[-4000:]
+    burst = [e for e in events if e["event"] == "burst"]
+    assert len(burst) == 1 and burst[0]["rollout_actor_restarts"] >= 1
+    rc, events, err = run_job(driver(cluster, b, "r", cfg, "--bursts", "1", "--resume"))
+    assert rc == 0, err[-4000:]
+    assert [e["burst"] for e in events if e["event"] == "burst"] == [1]
+
+    # The lost actor changed nothing: same weights, optimiser, envs and segments.
+    assert latest_checkpoint(a, "r") == latest_checkpoint(b, "r")
+    assert segments(a, "r") == segments(b, "r")
+
+    # Starting the run again without --resume is refused, and says how to continue.
+    rc, _, err = run_job(driver(cluster, a, "r", cfg, "--bursts", "3"))
+    assert rc != 0 and "error: run `r` already has checkpoints" in err and "--resume" in err, err[-3000:]
+    # Settings errors name the field.
+    cfg.write_text("[train]\nstepz = 3\n")
+    rc, _, err = run_job(driver(cluster, tmp_path / "c", "r", cfg, "--bursts", "1"))
+    assert rc != 0 and "error: settings: settings_toml" in err and "stepz" in err, err[-3000:]

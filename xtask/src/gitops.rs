@@ -13,13 +13,17 @@
 //! 6. every `zelda-rl` command line parses with the real CLI, and the Ray driver's with its
 //!    argparse parser;
 //! 7. the Grafana dashboard charts only metrics zelda-rl exports or vLLM / the llm-d EPP
-//!    document, and keeps the panels the project relies on.
+//!    document, and keeps the panels the project relies on;
+//! 8. every `ghcr.io/zelda-rl/<name>` image is built by `containers/<name>.Containerfile`,
+//!    tagged `v<workspace version>`, runs as a numeric non-root user and installs the
+//!    programs the manifests run with it (`images.rs`).
 //!
 //! Problems name the source file, the object (`Kind namespace/name`) and the field.
 
 mod commands;
 mod dashboard;
 mod epp;
+mod images;
 mod model;
 mod policy;
 mod render;
@@ -61,6 +65,9 @@ pub struct Args {
     /// Folder holding the `zelda_rl` Python package (default: `python/`).
     #[arg(long, value_name = "DIR")]
     python_path: Option<PathBuf>,
+    /// Folder of the project's Containerfiles (default: `containers/` of this repository).
+    #[arg(long, value_name = "DIR")]
+    containers_dir: Option<PathBuf>,
     /// Skip the seed-conformance and Argo CD checks (for trees that are not zelda-rl's,
     /// such as test fixtures).
     #[arg(long)]
@@ -189,6 +196,14 @@ pub fn run(args: &Args) -> Result<()> {
             .unwrap_or_else(|| repo.join("python")),
     );
     let mut report = Report::default();
+    let containers = args
+        .containers_dir
+        .clone()
+        .unwrap_or_else(|| images::default_dir(&repo));
+    let catalog = images::Catalog::load(&repo, &containers, env!("CARGO_PKG_VERSION"));
+    for (file, message) in catalog.file_problems() {
+        report.add_file("containers", file, message);
+    }
 
     let mut dirs = Vec::new();
     if gitops.join("base/kustomization.yaml").is_file() {
@@ -317,6 +332,9 @@ pub fn run(args: &Args) -> Result<()> {
         for (obj, field, msg) in dashboard::check(&t.objs) {
             report.add_obj(t, obj, &field, msg);
         }
+        for (obj, field, msg) in images::check(&t.objs, &catalog) {
+            report.add_obj(t, obj, &field, msg);
+        }
         if !args.no_seed {
             let overlay = t.name.strip_prefix("overlays/");
             if t.name == "base" || overlay.is_some_and(|o| !o.contains('/')) {
@@ -359,6 +377,13 @@ pub fn run(args: &Args) -> Result<()> {
         check_layout(&gitops, &repo, &targets, &mut report);
     }
 
+    println!(
+        "containers: {} Containerfile(s) under {} ({}), release tag v{}",
+        catalog.names().len(),
+        rel(&repo, &containers),
+        catalog.names().join(", "),
+        env!("CARGO_PKG_VERSION"),
+    );
     let ok = command_results.values().filter(|v| **v).count();
     println!(
         "commands: {} distinct project command line(s) checked, {ok} parse, {} do not",

@@ -139,6 +139,7 @@ pub fn run(args: RolloutArgs) -> Result<()> {
     let bar = progress_bar(args.steps, "rollout");
     let mut actions = vec![0usize; envs.len()];
     let (mut episodes, mut ret_sum, mut rooms_sum) = (0u64, 0.0f64, 0u64);
+    let (mut max_rooms, mut instrument_episodes) = (0u32, 0u64);
     let t0 = Instant::now();
     for step in 0..args.steps {
         policy.act(envs.frames(), envs.features(), &mut actions);
@@ -151,6 +152,8 @@ pub fn run(args: RolloutArgs) -> Result<()> {
             episodes += 1;
             ret_sum += f64::from(ep.ret);
             rooms_sum += u64::from(ep.rooms);
+            max_rooms = max_rooms.max(ep.rooms);
+            instrument_episodes += u64::from(ep.instruments > 0);
             live.episode(&ep);
         }
         bar.inc(1);
@@ -184,6 +187,9 @@ pub fn run(args: RolloutArgs) -> Result<()> {
             "segment_bytes_per_1000_steps": per_1000,
             "episodes": episodes,
             "mean_return": if episodes > 0 { ret_sum / episodes as f64 } else { 0.0 },
+            "mean_rooms": if episodes > 0 { rooms_sum as f64 / episodes as f64 } else { 0.0 },
+            "max_rooms": max_rooms,
+            "instrument_episodes": instrument_episodes,
             "hud_updates_sent": hud_stats.map(|h| h.sent),
             "hud_updates_superseded": hud_stats.map(|h| h.superseded),
             "hud_failures": hud_stats.map(|h| h.failures),

@@ -115,29 +115,16 @@ pub struct RewardModelTrainArgs {
 }
 
 fn settings(args: &TrainArgs) -> Result<Settings> {
-    let mut s = Settings::load(args.config.as_deref())?;
-    let t = &mut s.train;
-    if let Some(v) = args.envs {
-        t.envs = v;
-    }
-    if let Some(v) = args.batch_size {
-        t.batch_size = v;
-    }
-    if let Some(v) = args.steps {
-        t.steps_per_burst = v;
-    }
-    if let Some(v) = args.bursts {
-        t.bursts = v;
-    }
-    if let Some(v) = args.seed {
-        t.seed = v;
-    }
-    if args.threads.is_some() {
-        t.threads = args.threads;
-    }
-    s.validate()
-        .map_err(|e| anyhow::anyhow!("settings after command-line overrides: {e}"))?;
-    Ok(s)
+    Ok(
+        Settings::load(args.config.as_deref())?.with_overrides(&train::settings::Overrides {
+            envs: args.envs,
+            batch_size: args.batch_size,
+            steps_per_burst: args.steps,
+            bursts: args.bursts,
+            seed: args.seed,
+            threads: args.threads,
+        })?,
+    )
 }
 
 /// Installs SIGTERM/SIGINT handlers that set `stop`; a second signal exits at once.

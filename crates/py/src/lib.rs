@@ -5,6 +5,8 @@
 //! - [`VecEnv`] is a [`rollout::VecEnv`]: every environment steps in Rust, on its thread
 //!   pool, with the GIL released; `zelda_rl.env.ZeldaVectorEnv` wraps it as a Gymnasium
 //!   `VectorEnv` (same-step autoreset, like the Rust loop).
+//! - `RolloutWorker` and `Learner` are the Ray driver's actors' objects
+//!   (`train::distributed`): policy and chunk bytes cross the actors.
 //! - [`bench_rust_steps`] times the same stepping without Python, the anchor of
 //!   `python/bench_step.py`.
 //!
@@ -13,6 +15,7 @@
 
 pub mod config;
 mod env;
+mod train;
 mod vec_env;
 
 use numpy::{PyArray1, PyArray3, PyArrayMethods};
@@ -30,6 +33,12 @@ create_exception!(
     ConfigError,
     pyo3::exceptions::PyValueError,
     "A settings value (config_toml) was refused; the message names the field."
+);
+create_exception!(
+    _core,
+    TrainError,
+    pyo3::exceptions::PyRuntimeError,
+    "A training step failed or was refused (store, checkpoint, chunk, learner); the message says which."
 );
 create_exception!(
     _core,
@@ -175,6 +184,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add_class::<Env>()?;
     m.add_class::<VecEnv>()?;
+    m.add_class::<train::RolloutWorker>()?;
+    m.add_class::<train::Learner>()?;
+    m.add("TrainError", py.get_type::<TrainError>())?;
     m.add("ConfigError", py.get_type::<ConfigError>())?;
     m.add("EnvError", py.get_type::<EnvError>())?;
     m.add("FEATURES", FEATURES)?;

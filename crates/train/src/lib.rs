@@ -8,8 +8,11 @@
 //! writes one before returning.
 
 pub mod checkpoint;
+pub mod distributed;
 pub mod learned;
+pub mod runstate;
 pub mod settings;
+mod stepper;
 pub mod trainer;
 
 pub use settings::Settings;

@@ -80,6 +80,24 @@ impl Default for TrainSection {
     }
 }
 
+/// Values given on a command line (`zelda-rl train`, the Ray driver) that replace the
+/// `[train]` table's.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `train.envs`.
+    pub envs: Option<usize>,
+    /// `train.batch_size`.
+    pub batch_size: Option<usize>,
+    /// `train.steps_per_burst`.
+    pub steps_per_burst: Option<u64>,
+    /// `train.bursts`.
+    pub bursts: Option<u32>,
+    /// `train.seed`.
+    pub seed: Option<u64>,
+    /// `train.threads`.
+    pub threads: Option<usize>,
+}
+
 /// `[reward_model]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -119,21 +137,52 @@ impl Settings {
     /// Reads a settings file (or the defaults) and validates every section; errors name the
     /// file and the field.
     pub fn load(path: Option<&Path>) -> Result<Self, TrainError> {
-        let (settings, name): (Settings, String) = match path {
-            None => (Settings::default(), "default settings".into()),
+        match path {
+            None => Self::parse("", "default settings"),
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| {
                     TrainError::Settings(format!("reading {}: {e}", path.display()))
                 })?;
-                let s = toml::from_str(&text)
-                    .map_err(|e| TrainError::Settings(format!("{}: {e}", path.display())))?;
-                (s, path.display().to_string())
+                Self::parse(&text, &path.display().to_string())
             }
-        };
+        }
+    }
+
+    /// Reads settings from TOML text and validates them; `name` (a file name) leads errors.
+    pub fn parse(text: &str, name: &str) -> Result<Self, TrainError> {
+        let settings: Settings =
+            toml::from_str(text).map_err(|e| TrainError::Settings(format!("{name}: {e}")))?;
         settings
             .validate()
             .map_err(|e| TrainError::Settings(format!("{name}: {e}")))?;
         Ok(settings)
+    }
+
+    /// Applies command-line overrides and validates the result.
+    pub fn with_overrides(mut self, o: &Overrides) -> Result<Self, TrainError> {
+        let t = &mut self.train;
+        if let Some(v) = o.envs {
+            t.envs = v;
+        }
+        if let Some(v) = o.batch_size {
+            t.batch_size = v;
+        }
+        if let Some(v) = o.steps_per_burst {
+            t.steps_per_burst = v;
+        }
+        if let Some(v) = o.bursts {
+            t.bursts = v;
+        }
+        if let Some(v) = o.seed {
+            t.seed = v;
+        }
+        if o.threads.is_some() {
+            t.threads = o.threads;
+        }
+        self.validate().map_err(|e| {
+            TrainError::Settings(format!("settings after command-line overrides: {e}"))
+        })?;
+        Ok(self)
     }
 
     /// Checks every section.

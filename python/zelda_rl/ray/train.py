@@ -1,29 +1,39 @@
-"""RayJob entrypoint: one training burst of a zelda-rl run on a Ray cluster.
+"""RayJob entrypoint: training bursts of a zelda-rl run on a Ray cluster.
 
     python -m zelda_rl.ray.train --workers $RAY_WORKERS --envs-per-worker $ENVS_PER_WORKER \
         --batch-size $BATCH_SIZE --store $STORE --gateway $GATEWAY --rom $ROM \
         --run $RUN --bursts 1 --resume
 
-What this version does: it schedules the burst as one Ray task that runs the Rust
-training loop (``zelda-rl train``) with ``workers x envs-per-worker`` environments on the
-node Ray places it on, and waits for it. The run's state lives in the store (segments,
-scores, reward models, checkpoints), so bursts started by successive RayJobs continue one
-run, and a task that dies (node lost, preempted) is retried by Ray and resumes from the
-latest checkpoint.
+Layout (the EnvPool/PufferLib pattern, with Rust doing the work):
 
-Limit (issue 7, still open): the environments of a burst run in one process on one node;
-rollout actors spread over the worker pods, each hosting Rust envs through the PyO3
-module, are the next step. The configuration names are already the final ones.
+- ``--workers`` rollout actors, one per worker slot, each hosting ``--envs-per-worker``
+  Rust environments and a copy of the policy (``zelda_rl._core.RolloutWorker``). One call
+  runs a whole PPO horizon, so Ray's per-call overhead (about 0.6 ms) is paid once per
+  ``horizon x envs`` env steps. Each actor writes its segments to the store itself.
+- one learner actor (``zelda_rl._core.Learner``): PPO updates, checkpoints, the evaluation
+  by the judges and the reward model at the end of each burst; on a GPU when
+  ``--backend tch-cuda`` and the cluster has one.
+- the driver moves ObjectRefs only: the policy bytes are put in the object store once per
+  update and read by every actor (the weight broadcast); the chunks go from the rollout
+  actors to the learner without passing through the driver.
+
+A rollout actor that dies (node lost, OOM, preempted) is restarted by Ray; the driver
+restores its environments from the learner's snapshot of them at the current update
+boundary and asks for the round again, so the run continues as if nothing happened (the
+Rust test ``crates/train/tests/distributed.rs`` checks that the result is bit-identical).
+A lost learner fails the job; the next RayJob (or a retry) resumes from the checkpoint.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import shutil
-import subprocess
 import sys
-from typing import Sequence
+import time
+import tomllib
+from pathlib import Path
+from typing import Any, Sequence
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,13 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m zelda_rl.ray.train",
         description="Run training bursts of a zelda-rl run on a Ray cluster.",
     )
-    p.add_argument("--workers", type=int, required=True, help="rollout workers (RAY_WORKERS)")
-    p.add_argument("--envs-per-worker", type=int, required=True, help="environments per worker (ENVS_PER_WORKER)")
+    p.add_argument("--workers", type=int, required=True, help="rollout actors (RAY_WORKERS)")
+    p.add_argument("--envs-per-worker", type=int, required=True, help="environments per rollout actor (ENVS_PER_WORKER)")
     p.add_argument("--batch-size", type=int, required=True, help="env steps per PPO update over all envs (BATCH_SIZE)")
     p.add_argument("--store", required=True, help="object store URL (STORE): s3://bucket/prefix or a folder")
     p.add_argument("--gateway", default=None, help="LLM judge gateway base URL (GATEWAY); empty: offline judge")
-    p.add_argument("--rom", default=None, help="cartridge ROM file (ROM); empty: the bundled mini-zelda")
-    p.add_argument("--start-state", default=None, help="save state every episode starts from")
+    p.add_argument("--rom", default=None, help="cartridge ROM file on every node (ROM); empty: the bundled mini-zelda")
+    p.add_argument("--start-state", default=None, help="save state file every episode starts from")
     p.add_argument("--run", required=True, help="run id (RUN)")
     p.add_argument("--bursts", type=int, default=1, help="bursts to run in this job")
     p.add_argument(
@@ -46,17 +56,24 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="continue the run if it exists (and run --bursts more bursts); without it the run must be new",
     )
-    p.add_argument("--config", default=None, help="settings file (TOML) for zelda-rl train")
+    p.add_argument("--config", default=None, help="settings file (TOML), as for zelda-rl train")
     p.add_argument("--seed", type=int, default=None, help="seed of everything random")
     p.add_argument("--backend", default="flex", help="learner backend: flex, tch-cpu, tch-cuda[:N]")
-    p.add_argument("--minibatches", type=int, default=4, help="PPO minibatches (the batch is rounded to divide into them)")
-    p.add_argument("--address", default=None, help="Ray address (default: RAY_ADDRESS, else auto)")
     p.add_argument(
-        "--zelda-rl",
-        default=os.environ.get("ZELDA_RL_BIN", "zelda-rl"),
-        help="the zelda-rl binary (ZELDA_RL_BIN)",
+        "--minibatches",
+        type=int,
+        default=None,
+        help="PPO minibatches the batch must divide into (default: ppo.num_minibatches of --config, else 4)",
     )
-    p.add_argument("--max-retries", type=int, default=2, help="times Ray retries a burst whose node died")
+    p.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs Ray reserves per rollout actor")
+    p.add_argument("--learner-cpus", type=float, default=1.0, help="CPUs Ray reserves for the learner")
+    p.add_argument(
+        "--learner-gpus", type=float, default=None, help="GPUs for the learner (default: 1 with a tch-cuda backend)"
+    )
+    p.add_argument("--eval-concurrency", type=int, default=32, help="segments judged at once")
+    p.add_argument("--max-restarts", type=int, default=3, help="times a lost rollout actor is restarted")
+    p.add_argument("--address", default=None, help="Ray address (default: RAY_ADDRESS, else auto)")
+    p.add_argument("--json", action="store_true", help="print one JSON line per update and per burst on stdout")
     return p
 
 
@@ -68,66 +85,278 @@ def effective_batch(batch_size: int, envs: int, minibatches: int) -> int:
     return horizon * envs
 
 
-def train_command(args: argparse.Namespace) -> list[str]:
-    """The ``zelda-rl train`` command line a burst runs."""
+def settings_text(args: argparse.Namespace) -> str | None:
+    if not args.config:
+        return None
+    try:
+        return Path(args.config).read_text()
+    except OSError as e:
+        raise SystemExit(f"error: --config {args.config}: {e.strerror}") from None
+
+
+def minibatches(args: argparse.Namespace, text: str | None) -> int:
+    if args.minibatches is not None:
+        return args.minibatches
+    if text is None:
+        return 4
+    try:
+        return int(tomllib.loads(text).get("ppo", {}).get("num_minibatches", 4))
+    except tomllib.TOMLDecodeError as e:
+        raise SystemExit(f"error: --config {args.config}: {e}") from None
+
+
+def _read(path: str | None) -> bytes | None:
+    return Path(path).read_bytes() if path else None
+
+
+class RolloutActor:
+    """A Ray actor around ``zelda_rl._core.RolloutWorker``."""
+
+    def __init__(self, worker: int, spec: dict[str, Any]):
+        from zelda_rl import _core
+
+        self.worker = worker
+        self.inner = _core.RolloutWorker(
+            spec["store"],
+            spec["run"],
+            worker,
+            spec["envs_per_worker"],
+            spec["total_envs"],
+            batch_size=spec["batch_size"],
+            seed=spec["seed"],
+            settings_toml=spec["settings_toml"],
+            rom=_read(spec["rom"]),
+            start_state=_read(spec["start_state"]),
+            threads=spec["threads"],
+        )
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def restore(self, snapshot: bytes | None) -> None:
+        if snapshot is not None:
+            self.inner.restore(snapshot)
+
+    def collect(self, request: str, policy: bytes) -> tuple[str, bytes]:
+        chunk = self.inner.collect(request, policy)
+        return json.dumps({"worker": self.worker, "bytes": len(chunk)}), chunk
+
+
+class LearnerActor:
+    """A Ray actor around ``zelda_rl._core.Learner``."""
+
+    def __init__(self, spec: dict[str, Any]):
+        from zelda_rl import _core
+
+        self.inner = _core.Learner(
+            spec["store"],
+            spec["run"],
+            [spec["envs_per_worker"]] * spec["workers"],
+            batch_size=spec["batch_size"],
+            seed=spec["seed"],
+            bursts=None if spec["resume"] else spec["bursts"],
+            settings_toml=spec["settings_toml"],
+            rom=_read(spec["rom"]),
+            add_bursts=spec["bursts"] if spec["resume"] else None,
+            gateway=spec["gateway"],
+            eval_concurrency=spec["eval_concurrency"],
+            backend=spec["backend"],
+        )
+
+    def status(self) -> dict[str, Any]:
+        return json.loads(self.inner.status())
+
+    def next_request(self) -> str | None:
+        return self.inner.next_request()
+
+    def worker_snapshot(self, w: int) -> bytes | None:
+        return self.inner.worker_snapshot(w)
+
+    def policy_bytes(self) -> bytes:
+        return self.inner.policy_bytes()
+
+    def update(self, *chunks: bytes) -> dict[str, Any]:
+        return json.loads(self.inner.update(list(chunks)))
+
+    def finish_burst(self) -> dict[str, Any]:
+        return json.loads(self.inner.finish_burst())
+
+
+def log(msg: str, **fields: Any) -> None:
+    extra = " ".join(f"{k}={v}" for k, v in fields.items())
+    print(f"zelda-rl-ray: {msg} {extra}".rstrip(), file=sys.stderr, flush=True)
+
+
+class Driver:
+    """Runs the rounds: broadcast the policy, collect one chunk per actor, update."""
+
+    def __init__(self, ray: Any, args: argparse.Namespace, spec: dict[str, Any]):
+        self.ray = ray
+        self.args = args
+        self.spec = spec
+        gpus = args.learner_gpus
+        if gpus is None:
+            gpus = 1 if args.backend.startswith("tch-cuda") else 0
+        self.learner = ray.remote(num_cpus=args.learner_cpus, num_gpus=gpus)(LearnerActor).remote(spec)
+        actor = ray.remote(
+            num_cpus=args.cpus_per_worker,
+            max_restarts=args.max_restarts,
+            # A call to a lost actor fails at once; the driver restores the actor and
+            # asks again, so Ray must not replay it against a fresh actor.
+            max_task_retries=0,
+        )(RolloutActor)
+        namespace_run = spec["run"].replace("/", "-")
+        self.actors = [
+            actor.options(name=f"zelda-rl-{namespace_run}-rollout-{w}").remote(w, spec)
+            for w in range(args.workers)
+        ]
+        self.restarts = 0
+
+    def _recover(self, w: int, request: str, policy: Any, error: Exception) -> Any:
+        """Restores actor `w` from the learner's snapshot and asks for the round again."""
+        ray = self.ray
+        for attempt in range(1, self.args.max_restarts + 1):
+            self.restarts += 1
+            log("rollout actor lost; restoring it from the learner's snapshot", worker=w, attempt=attempt, error=type(error).__name__)
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    ray.get(self.actors[w].restore.remote(self.learner.worker_snapshot.remote(w)))
+                    break
+                except ray.exceptions.ActorUnavailableError as e:  # restarting: wait for it
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"rollout actor {w} did not come back in 120 s") from e
+                    time.sleep(0.5)
+            meta, chunk = self.actors[w].collect.options(num_returns=2).remote(request, policy)
+            try:
+                ray.get(meta)
+                return chunk
+            except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as e:
+                error = e
+        raise RuntimeError(f"rollout actor {w} was lost {self.args.max_restarts + 1} times in one round") from error
+
+    def round(self, request: str) -> dict[str, Any]:
+        ray = self.ray
+        policy = self.learner.policy_bytes.remote()  # one object, read by every actor
+        calls = [a.collect.options(num_returns=2).remote(request, policy) for a in self.actors]
+        chunks = []
+        for w, (meta, chunk) in enumerate(calls):
+            try:
+                ray.get(meta)  # small; the chunk itself goes straight to the learner
+            except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as e:
+                chunk = self._recover(w, request, policy, e)
+            chunks.append(chunk)
+        return ray.get(self.learner.update.remote(*chunks))
+
+    def run(self) -> int:
+        ray = self.ray
+        status = ray.get(self.learner.status.remote())
+        if status["done"]:
+            log("run already complete; nothing to do", run=self.spec["run"], bursts=status["burst"])
+            return 0
+        for w, a in enumerate(self.actors):
+            ray.get(a.restore.remote(self.learner.worker_snapshot.remote(w)))
+        log(
+            "training",
+            run=self.spec["run"],
+            burst=status["burst"],
+            to_burst=status["target_bursts"],
+            workers=self.args.workers,
+            envs_per_worker=self.args.envs_per_worker,
+            horizon=status["horizon"],
+        )
+        while True:
+            request = ray.get(self.learner.next_request.remote())
+            if request is None:
+                if ray.get(self.learner.status.remote())["done"]:
+                    return 0
+                summary = ray.get(self.learner.finish_burst.remote())
+                summary["rollout_actor_restarts"] = self.restarts
+                self.emit("burst", summary)
+                continue
+            report = self.round(request)
+            self.emit("update", report)
+
+    def emit(self, event: str, record: dict[str, Any]) -> None:
+        if self.args.json:
+            print(json.dumps({"event": event, **record}), flush=True)
+        if event == "update":
+            log(
+                "update",
+                burst=record["burst"],
+                update=f"{record['update'] + 1}/{record['updates']}",
+                env_steps=record["env_steps"],
+                sps=f"{record['steps_per_second']:.0f}",
+                reward=f"{record['mean_reward']:.4f}",
+            )
+        else:
+            log(
+                "burst done",
+                burst=record["burst"],
+                episodes=record["episodes"],
+                mean_return=f"{record['mean_return']:.3f}",
+                mean_rooms=f"{record['mean_rooms']:.2f}",
+                reward_model=record.get("reward_model"),
+            )
+
+
+def job_spec(args: argparse.Namespace) -> dict[str, Any]:
+    """What every actor needs, checked before anything starts on the cluster."""
+    if args.workers < 1 or args.envs_per_worker < 1:
+        raise SystemExit("error: --workers and --envs-per-worker must be at least 1")
+    if args.bursts < 1:
+        raise SystemExit("error: --bursts must be at least 1")
+    for flag, path in (("--rom", args.rom), ("--start-state", args.start_state)):
+        if path and not os.path.isfile(path):
+            raise SystemExit(f"error: {flag} {path}: no such file (it must exist on every Ray node)")
+    text = settings_text(args)
     envs = args.workers * args.envs_per_worker
-    if envs < 1:
-        raise SystemExit("--workers and --envs-per-worker must be at least 1")
-    cmd = [
-        args.zelda_rl,
-        "train",
-        "--store",
-        args.store,
-        "--run",
-        args.run,
-        "--envs",
-        str(envs),
-        "--batch-size",
-        str(effective_batch(args.batch_size, envs, args.minibatches)),
-        "--backend",
-        args.backend,
-    ]
-    # A resumed job adds bursts to where the run stands; a new one runs exactly --bursts.
-    cmd += ["--add-bursts" if args.resume else "--bursts", str(args.bursts)]
-    if args.gateway:
-        cmd += ["--gateway", args.gateway]
-    else:
-        cmd += ["--offline"]
-    if args.rom:
-        cmd += ["--rom", args.rom]
-    if args.start_state:
-        cmd += ["--start-state", args.start_state]
-    if args.config:
-        cmd += ["--config", args.config]
-    if args.seed is not None:
-        cmd += ["--seed", str(args.seed)]
-    return cmd
+    return {
+        "store": args.store,
+        "run": args.run,
+        "workers": args.workers,
+        "envs_per_worker": args.envs_per_worker,
+        "total_envs": envs,
+        "batch_size": effective_batch(args.batch_size, envs, minibatches(args, text)),
+        "seed": args.seed,
+        "bursts": args.bursts,
+        "resume": args.resume,
+        "settings_toml": text,
+        "rom": args.rom or None,
+        "start_state": args.start_state or None,
+        "gateway": args.gateway or None,
+        "eval_concurrency": args.eval_concurrency,
+        "backend": args.backend,
+        "threads": max(1, int(args.cpus_per_worker)),
+    }
 
 
-def _run_burst(cmd: list[str]) -> int:
-    # A retry after a lost node runs the same command: with --add-bursts it finishes the
-    # interrupted burst from the latest checkpoint.
-    print("running:", " ".join(cmd), flush=True)
-    return subprocess.call(cmd)
+def rust_error(text: str) -> str:
+    """The ``zelda_rl._core`` error of a remote traceback (else the whole text)."""
+    for line in reversed(text.splitlines()):
+        line = line.strip()
+        if ": " in line and line.split(": ", 1)[0].endswith(("_core.TrainError", "_core.EnvError")):
+            return line.split(": ", 1)[1]
+    return text
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    cmd = train_command(args)
-    if shutil.which(cmd[0]) is None and not os.path.isfile(cmd[0]):
-        print(f"error: the zelda-rl binary `{cmd[0]}` is not on PATH (set --zelda-rl or ZELDA_RL_BIN)", file=sys.stderr)
-        return 2
+    spec = job_spec(args)
 
     import ray  # imported here so build_parser() works without Ray installed
 
-    ray.init(address=args.address or os.environ.get("RAY_ADDRESS") or "auto")
-    envs = args.workers * args.envs_per_worker
-    cpus = max(1, min(envs, int(ray.cluster_resources().get("CPU", 1))))
-    task = ray.remote(num_cpus=cpus, max_retries=args.max_retries, retry_exceptions=False)(_run_burst)
-    rc = ray.get(task.remote(cmd))
-    if rc != 0:
-        print(f"error: zelda-rl train exited with status {rc}", file=sys.stderr)
-    return rc
+    address = args.address or os.environ.get("RAY_ADDRESS") or "auto"
+    ray.init(address=address, namespace="zelda-rl", log_to_driver=True)
+    try:
+        return Driver(ray, args, spec).run()
+    except (ray.exceptions.RayTaskError, ray.exceptions.RayActorError) as e:
+        # The Rust error (bad settings, refused resume, store failure) is the message; Ray
+        # wraps it in the remote traceback.
+        print(f"error: {rust_error(str(e))}", file=sys.stderr)
+        return 1
+    finally:
+        ray.shutdown()
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
 mod emu;
 mod env;
 mod judges;
+mod ray;
 mod train;
 
 use std::path::PathBuf;
@@ -29,6 +30,8 @@ enum Target {
     Judges(judges::Args),
     /// The local training loop vs SB3 PPO + PyBoy: env steps/s.
     Train(train::Args),
+    /// The Ray driver (1 and 2 rollout actors on a local cluster) vs the local loop.
+    Ray(ray::Args),
 }
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
@@ -37,6 +40,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         Target::Env(a) => env::run(a),
         Target::Judges(a) => judges::run(a),
         Target::Train(a) => train::run(a),
+        Target::Ray(a) => ray::run(a),
     }
 }
 

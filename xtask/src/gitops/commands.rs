@@ -206,7 +206,7 @@ fn expand_shell(text: &str, env: &BTreeMap<String, String>) -> (String, Vec<Stri
 }
 
 /// Simple commands of a shell script that run `zelda-rl`, as written.
-fn zelda_rl_in_script(script: &str) -> Vec<String> {
+pub fn zelda_rl_in_script(script: &str) -> Vec<String> {
     let mut found = Vec::new();
     for line in script.lines() {
         let line = line.trim();
