@@ -152,6 +152,8 @@ def test_bursts_on_a_real_cluster_survive_a_killed_rollout_actor(cluster, tmp_pa
     assert [b["burst"] for b in bursts] == [0, 1]
     assert all(b["env_steps"] == 320 and b["segments_written"] > 0 for b in bursts)
     assert bursts[1]["reward_model"] == "r/reward-models/b0001.rm"
+    # TensorBoard scalars, as zelda-rl train writes them.
+    assert list((a / "r" / "tensorboard").glob("events.out.tfevents.*")), "no TensorBoard events"
 
     # B: one job per burst, as the RayJob runs it; a rollout actor is killed mid-burst.
     b = tmp_path / "b"

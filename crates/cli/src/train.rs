@@ -138,53 +138,10 @@ fn stop_on_signals(stop: Arc<AtomicBool>) -> Result<()> {
     Ok(())
 }
 
-/// Where TensorBoard scalars go: a local event file next to the run, or (S3 stores, where
-/// the cluster's TensorBoard reads `--logdir=$STORE`) an event file re-uploaded to
-/// `<run>/tensorboard/` after each batch of scalars (a whole-object replace, so readers
-/// never see half a record).
-enum Events {
-    Local(telemetry::EventWriter),
-    Store {
-        file: telemetry::EventFile,
-        store: episodes::Store,
-        prefix: String,
-        rt: tokio::runtime::Runtime,
-    },
-}
-
-impl Events {
-    fn add_scalars(&mut self, step: i64, values: &[(&str, f32)]) {
-        match self {
-            Events::Local(w) => w.add_scalars(step, values),
-            Events::Store { file, .. } => {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0.0, |d| d.as_secs_f64());
-                file.add_scalars_at(step, values, now);
-            }
-        }
-    }
-
-    fn flush(&mut self) -> Result<()> {
-        match self {
-            Events::Local(w) => Ok(w.flush()?),
-            Events::Store {
-                file,
-                store,
-                prefix,
-                rt,
-            } => {
-                rt.block_on(file.upload(store, prefix))?;
-                Ok(())
-            }
-        }
-    }
-}
-
 /// Metrics, the HUD feed, TensorBoard scalars and progress for the training loop.
 struct Watch {
     live: Live,
-    events: Events,
+    events: telemetry::Scalars,
     bar: indicatif::ProgressBar,
     json: bool,
 }
@@ -216,25 +173,7 @@ impl Observer for Watch {
             learning_rate: s.learning_rate,
             duration_seconds: r.update_seconds,
         });
-        let step = r.env_steps as i64;
-        self.events.add_scalars(
-            step,
-            &[
-                ("learner/policy_loss", s.policy_loss as f32),
-                ("learner/value_loss", s.value_loss as f32),
-                ("learner/entropy", s.entropy as f32),
-                ("learner/approx_kl", s.approx_kl as f32),
-                ("learner/clip_fraction", s.clip_fraction as f32),
-                ("learner/explained_variance", s.explained_variance as f32),
-                ("learner/learning_rate", s.learning_rate as f32),
-                ("rollout/mean_reward", r.mean_reward as f32),
-                ("rollout/mean_learned_reward", r.mean_learned_reward as f32),
-                ("rollout/steps_per_second", r.steps_per_second as f32),
-            ],
-        );
-        if let Err(e) = self.events.flush() {
-            tracing::warn!(error = %e, "writing TensorBoard events");
-        }
+        self.events.record(r.env_steps as i64, &r.scalars());
         self.bar.set_message(format!(
             "burst {} update {}/{} reward {:.4} entropy {:.3}",
             r.burst,
@@ -246,23 +185,7 @@ impl Observer for Watch {
     }
 
     fn on_burst(&mut self, b: &BurstSummary) {
-        let step = (b.burst + 1) as i64;
-        let mut scalars = vec![
-            ("burst/mean_return", b.mean_return as f32),
-            ("burst/mean_length", b.mean_length as f32),
-            ("burst/mean_rooms", b.mean_rooms as f32),
-            ("burst/max_rooms", b.max_rooms as f32),
-            ("burst/episodes", b.episodes as f32),
-            ("burst/instrument_episodes", b.instrument_episodes as f32),
-            ("burst/steps_per_second", b.steps_per_second as f32),
-        ];
-        if let Some(acc) = b.reward_model_val_accuracy {
-            scalars.push(("reward_model/val_pair_accuracy", acc as f32));
-        }
-        self.events.add_scalars(step, &scalars);
-        if let Err(e) = self.events.flush() {
-            tracing::warn!(error = %e, "writing TensorBoard events");
-        }
+        self.events.record(i64::from(b.burst + 1), &b.scalars());
         // Segment bytes are not known here (the exporter owns them); the count is.
         self.live.metrics.segments_written(b.segments_written, 0);
         if let Some(e) = &b.evaluation {
@@ -323,6 +246,14 @@ pub fn run(args: TrainArgs) -> Result<()> {
         .map(|addr| telemetry::serve_metrics(metrics.clone(), addr))
         .transpose()
         .context("serving metrics")?;
+    // The evaluations' judge calls land in the same registry as the loop's metrics.
+    let judge_metrics = metrics.clone();
+    let judge_sink: evaluator::JudgeSink = Arc::new(move |call: &evaluator::JudgeCall<'_>| {
+        judge_metrics.judge_call(call.route, call.seconds, call.error.map_or(Ok(()), Err));
+        if let Some((prompt, completion)) = call.tokens {
+            judge_metrics.judge_tokens(call.route, prompt, completion);
+        }
+    });
     let live = Live::new(
         metrics,
         args.hud.as_deref(),
@@ -330,21 +261,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         args.worker,
         settings.train.envs,
     )?;
-    let events = match store.local_root() {
-        Some(root) => {
-            let dir = root.join(&args.run).join("tensorboard");
-            Events::Local(
-                telemetry::EventWriter::create(&dir)
-                    .with_context(|| format!("creating TensorBoard events in {}", dir.display()))?,
-            )
-        }
-        None => Events::Store {
-            file: telemetry::EventFile::new(),
-            store: store.clone(),
-            prefix: format!("{}/tensorboard", args.run),
-            rt: crate::common::runtime()?,
-        },
-    };
+    let events = telemetry::Scalars::open(&store, &args.run)?;
     let total = settings.updates_per_burst()
         * settings.train.batch_size as u64
         * u64::from(settings.train.bursts);
@@ -380,6 +297,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         worker: args.worker,
         stop: stop.clone(),
         progress: std::io::stderr().is_terminal(),
+        judge_sink: Some(judge_sink),
     };
     let outcome = train::run(opts, &mut watch);
     watch.bar.finish_and_clear();

@@ -27,7 +27,7 @@ pub use lines::{
     Combined, CompareJudges, LineStatus, PairLabel, PreferenceLine, Provenance, ScoreJudges,
     ScoreLine, SegmentRef, StepRange,
 };
-pub use metrics::Metrics;
+pub use metrics::{JudgeCall, JudgeSink, Metrics};
 
 /// What the evaluator asks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -47,6 +47,23 @@ pub struct OutcomeLabel {
     pub outcome: String,
 }
 
+/// One judge call as [`Metrics`] forwards it to a [`JudgeSink`].
+#[derive(Debug, Clone, Copy)]
+pub struct JudgeCall<'a> {
+    /// The route asked.
+    pub route: &'a str,
+    /// Wall time of the call, retries included.
+    pub seconds: f64,
+    /// The error kind's name when it failed.
+    pub error: Option<&'a str>,
+    /// Prompt and completion tokens, when the server reported them.
+    pub tokens: Option<(u64, u64)>,
+}
+
+/// Also receives every judge call (e.g. `zelda-rl train`'s process-wide metrics, which
+/// outlive one evaluation).
+pub type JudgeSink = Arc<dyn Fn(&JudgeCall<'_>) + Send + Sync>;
+
 fn latency_histogram() -> Histogram {
     // 10 ms to about 5.5 min: test servers answer in milliseconds, a loaded 32B model in minutes.
     Histogram::new(exponential_buckets(0.01, 2.0, 16))
@@ -65,6 +82,7 @@ struct Inner {
     tokens: Family<TokenLabels, Counter>,
     segments: Family<OutcomeLabel, Counter>,
     pending: Gauge,
+    sink: Option<JudgeSink>,
 }
 
 impl Default for Metrics {
@@ -82,6 +100,15 @@ impl std::fmt::Debug for Metrics {
 impl Metrics {
     /// Registers every metric.
     pub fn new() -> Self {
+        Self::build(None)
+    }
+
+    /// Metrics that also hand every judge call to `sink`.
+    pub fn with_sink(sink: JudgeSink) -> Self {
+        Self::build(Some(sink))
+    }
+
+    fn build(sink: Option<JudgeSink>) -> Self {
         let mut registry = Registry::default();
         let latency = Family::<RouteLabel, Histogram, fn() -> Histogram>::new_with_constructor(
             latency_histogram as fn() -> Histogram,
@@ -136,12 +163,24 @@ impl Metrics {
                 tokens,
                 segments,
                 pending,
+                sink,
             }),
         }
     }
 
     /// Records one judge call.
     pub fn observe<T>(&self, record: &JudgeRecord<T>) {
+        if let Some(sink) = &self.inner.sink {
+            sink(&JudgeCall {
+                route: record.route.name(),
+                seconds: record.latency_s,
+                error: record.error.as_ref().map(|e| e.kind.name()),
+                tokens: record
+                    .usage
+                    .as_ref()
+                    .map(|u| (u.prompt_tokens, u.completion_tokens)),
+            });
+        }
         let route = record.route.name().to_string();
         self.inner
             .latency

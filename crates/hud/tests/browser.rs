@@ -98,12 +98,31 @@ impl Driver {
                 ]
             }
         }}});
-        let v = d.call("POST", "/session", Some(caps)).await;
-        d.session = Some(v["sessionId"].as_str().expect("session id").to_string());
-        d
+        // Chromium's start-up can time out on a loaded 2-core machine ("chrome not
+        // reachable"); that is the machine, not the page, so the session start is retried.
+        let mut last = String::new();
+        for attempt in 1..=3 {
+            match d.try_call("POST", "/session", Some(caps.clone())).await {
+                Ok(v) => {
+                    d.session = Some(v["sessionId"].as_str().expect("session id").to_string());
+                    return d;
+                }
+                Err(e) => {
+                    eprintln!("webdriver session start, attempt {attempt}: {e}");
+                    last = e;
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+            }
+        }
+        panic!("webdriver session did not start in 3 attempts: {last}");
     }
 
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+    async fn try_call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, String> {
         let url = format!("{}{}", self.base, path);
         let req = match method {
             "POST" => self.http.post(&url).json(&body.unwrap_or(json!({}))),
@@ -113,14 +132,22 @@ impl Driver {
         let resp = req
             .send()
             .await
-            .unwrap_or_else(|e| panic!("webdriver {method} {path}: {e}"));
+            .map_err(|e| format!("webdriver {method} {path}: {e}"))?;
         let status = resp.status();
-        let v: Value = resp.json().await.expect("webdriver JSON");
-        assert!(
-            status.is_success(),
-            "webdriver {method} {path}: {status} {v}"
-        );
-        v.get("value").cloned().unwrap_or(Value::Null)
+        let v: Value = resp
+            .json()
+            .await
+            .map_err(|e| format!("webdriver {method} {path}: {status}, not JSON: {e}"))?;
+        if !status.is_success() {
+            return Err(format!("webdriver {method} {path}: {status} {v}"));
+        }
+        Ok(v.get("value").cloned().unwrap_or(Value::Null))
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        self.try_call(method, path, body)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn s(&self) -> String {

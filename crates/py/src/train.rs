@@ -138,9 +138,10 @@ pub struct Learner {
 #[pymethods]
 impl Learner {
     /// Starts (or with `resume`, continues) run `run` in `store` for workers hosting
-    /// `workers[i]` envs each. `gateway`: the LLM judges' base URL (`None`: offline judge).
+    /// `workers[i]` envs each. `gateway`: the LLM judges' base URL (`None`: offline judge);
+    /// `tensorboard`: scalars under `<run>/tensorboard/`, as `zelda-rl train` writes them.
     #[new]
-    #[pyo3(signature = (store, run, workers, batch_size=None, seed=None, bursts=None, settings_toml=None, rom=None, resume=false, add_bursts=None, gateway=None, eval_concurrency=32, backend="flex"))]
+    #[pyo3(signature = (store, run, workers, batch_size=None, seed=None, bursts=None, settings_toml=None, rom=None, resume=false, add_bursts=None, gateway=None, eval_concurrency=32, backend="flex", tensorboard=true))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -157,6 +158,7 @@ impl Learner {
         gateway: Option<&str>,
         eval_concurrency: usize,
         backend: &str,
+        tensorboard: bool,
     ) -> PyResult<Self> {
         let judges = match gateway {
             Some(url) => judges::Judges::gateway(url, judges::JudgesConfig::default())
@@ -175,6 +177,7 @@ impl Learner {
             add_bursts,
             judges,
             eval_concurrency: eval_concurrency.max(1),
+            tensorboard,
         };
         let inner = py
             .detach(|| train::distributed::Learner::open(spec))

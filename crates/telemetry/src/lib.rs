@@ -21,4 +21,4 @@ pub use feed::{EnvTick, HudFeed};
 pub use metrics::{LearnerStats, Metrics, metric_names};
 pub use publisher::{HudPublisher, PublishError, PublisherConfig, PublisherStats};
 pub use server::{MetricsServer, metrics_router, serve_metrics};
-pub use tensorboard::{EventFile, EventWriter};
+pub use tensorboard::{EventFile, EventWriter, Scalars};

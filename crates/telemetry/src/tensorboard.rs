@@ -191,6 +191,83 @@ impl Default for EventFile {
     }
 }
 
+/// A run's TensorBoard scalars in its store: appended to a local file for folder stores,
+/// or built in memory and uploaded whole (an atomic replace) for S3, where the cluster's
+/// TensorBoard reads `--logdir=$STORE`. Files go to `<run>/tensorboard/`.
+pub enum Scalars {
+    /// `<store root>/<run>/tensorboard/events...`.
+    Local(EventWriter),
+    /// `<run>/tensorboard/events...` in an object store.
+    Store {
+        /// The file so far.
+        file: EventFile,
+        /// Where it goes.
+        store: episodes::Store,
+        /// `<run>/tensorboard`.
+        prefix: String,
+        /// Runs the uploads.
+        rt: tokio::runtime::Runtime,
+    },
+}
+
+impl Scalars {
+    /// The scalars of `run` in `store`.
+    pub fn open(store: &episodes::Store, run: &str) -> io::Result<Self> {
+        Ok(match store.local_root() {
+            Some(root) => {
+                let dir = root.join(run).join("tensorboard");
+                Scalars::Local(EventWriter::create(&dir).map_err(|e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!("creating TensorBoard events in {}: {e}", dir.display()),
+                    )
+                })?)
+            }
+            None => Scalars::Store {
+                file: EventFile::new(),
+                store: store.clone(),
+                prefix: format!("{run}/tensorboard"),
+                rt: tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?,
+            },
+        })
+    }
+
+    /// Adds several scalars of one step.
+    pub fn add_scalars(&mut self, step: i64, values: &[(&str, f32)]) {
+        match self {
+            Scalars::Local(w) => w.add_scalars(step, values),
+            Scalars::Store { file, .. } => file.add_scalars_at(step, values, now_seconds()),
+        }
+    }
+
+    /// Makes everything added so far visible to TensorBoard.
+    pub fn flush(&mut self) -> Result<(), String> {
+        match self {
+            Scalars::Local(w) => w.flush().map_err(|e| e.to_string()),
+            Scalars::Store {
+                file,
+                store,
+                prefix,
+                rt,
+            } => rt
+                .block_on(file.upload(store, prefix))
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Adds scalars and flushes; a failure is logged, never fatal (watching must not stop
+    /// training).
+    pub fn record(&mut self, step: i64, values: &[(&str, f32)]) {
+        self.add_scalars(step, values);
+        if let Err(e) = self.flush() {
+            tracing::warn!(error = %e, "writing TensorBoard events");
+        }
+    }
+}
+
 /// An event file on the local filesystem, appended to as scalars arrive.
 #[derive(Debug)]
 pub struct EventWriter {

@@ -379,6 +379,8 @@ pub struct LearnerSpec {
     pub judges: judges::Judges,
     /// Segments judged at once.
     pub eval_concurrency: usize,
+    /// Write TensorBoard scalars to `<run>/tensorboard/` (as `zelda-rl train` does).
+    pub tensorboard: bool,
 }
 
 /// Where the run stands, for the driver.
@@ -421,6 +423,7 @@ pub struct Learner {
     buffer: RolloutBuffer,
     stats: BurstStats,
     round_start: Instant,
+    scalars: Option<telemetry::Scalars>,
 }
 
 impl Learner {
@@ -482,6 +485,14 @@ impl Learner {
         let buffer =
             RolloutBuffer::new(s.horizon(), total, cfg.policy.encoder.frame_len(), FEATURES);
         let done = opened.complete || opened.burst >= opened.target_bursts;
+        let scalars = if spec.tensorboard && !done {
+            Some(
+                telemetry::Scalars::open(&id.store, &id.run)
+                    .map_err(|e| TrainError::Io(e.to_string()))?,
+            )
+        } else {
+            None
+        };
         Ok(Self {
             rt,
             id,
@@ -504,6 +515,7 @@ impl Learner {
             buffer,
             stats: BurstStats::default(),
             round_start: Instant::now(),
+            scalars,
         })
     }
 
@@ -584,6 +596,34 @@ impl Learner {
         }
         let n: usize = self.workers.iter().sum();
         let frame_len = self.buffer.frame_len();
+        // Every length is checked before the first push, so a refused round leaves the
+        // buffer empty.
+        for c in chunks {
+            let e = c.envs as usize;
+            let check = |what: &str, len: usize, per: usize| {
+                if len == request.steps * e * per {
+                    Ok(())
+                } else {
+                    Err(TrainError::Io(format!(
+                        "worker {}'s chunk: `{what}` holds {len} values, expected {}",
+                        c.worker,
+                        request.steps * e * per
+                    )))
+                }
+            };
+            check("frames", c.frames.len(), frame_len)?;
+            check("features", c.features.len(), FEATURES)?;
+            for (what, len) in [
+                ("actions", c.actions.len()),
+                ("log_probs", c.log_probs.len()),
+                ("values", c.values.len()),
+                ("rewards", c.rewards.len()),
+                ("ends", c.ends.len()),
+            ] {
+                check(what, len, 1)?;
+            }
+            check("last_values", c.last_values.len() * request.steps, 1)?;
+        }
         let mut frames = Vec::with_capacity(n * frame_len);
         let mut features = Vec::with_capacity(n * FEATURES);
         let (mut actions, mut log_probs, mut values, mut rewards, mut ends) = (
@@ -604,28 +644,6 @@ impl Learner {
             for c in chunks {
                 let e = c.envs as usize;
                 let r = t * e..(t + 1) * e;
-                let check = |what: &str, len: usize, per: usize| {
-                    if len == request.steps * e * per {
-                        Ok(())
-                    } else {
-                        Err(TrainError::Io(format!(
-                            "worker {}'s chunk: `{what}` holds {len} values, expected {}",
-                            c.worker,
-                            request.steps * e * per
-                        )))
-                    }
-                };
-                check("frames", c.frames.len(), frame_len)?;
-                check("features", c.features.len(), FEATURES)?;
-                for (what, len) in [
-                    ("actions", c.actions.len()),
-                    ("log_probs", c.log_probs.len()),
-                    ("values", c.values.len()),
-                    ("rewards", c.rewards.len()),
-                    ("ends", c.ends.len()),
-                ] {
-                    check(what, len, 1)?;
-                }
                 frames.extend_from_slice(&c.frames[r.start * frame_len..r.end * frame_len]);
                 features.extend_from_slice(&c.features[r.start * FEATURES..r.end * FEATURES]);
                 actions.extend_from_slice(&c.actions[r.clone()]);
@@ -694,6 +712,9 @@ impl Learner {
             stats,
         };
         report.log();
+        if let Some(s) = &mut self.scalars {
+            s.record(report.env_steps as i64, &report.scalars());
+        }
         Ok(report)
     }
 
@@ -727,6 +748,7 @@ impl Learner {
             eval_concurrency: self.eval_concurrency,
             progress,
             backend: self.backend,
+            judge_sink: None,
         };
         if let Some(model) = runstate::end_burst(
             &self.rt,
@@ -737,6 +759,9 @@ impl Learner {
             &mut summary,
         )? {
             self.reward_model = Some(model.key);
+        }
+        if let Some(s) = &mut self.scalars {
+            s.record(i64::from(self.burst + 1), &summary.scalars());
         }
         self.burst += 1;
         self.phase = Phase::Rollout { update: 0 };

@@ -355,6 +355,8 @@ pub struct BurstEnd<'a> {
     pub progress: bool,
     /// Where the reward model trains.
     pub backend: ppo::Backend,
+    /// Also receives every judge call (the process's metrics).
+    pub judge_sink: Option<evaluator::JudgeSink>,
 }
 
 /// The end of a burst: judge everything stored so far (judged segments are skipped), then
@@ -377,7 +379,10 @@ pub fn end_burst(
         seed: settings.train.seed,
         progress: end.progress,
     };
-    let metrics = evaluator::Metrics::new();
+    let metrics = match &end.judge_sink {
+        Some(sink) => evaluator::Metrics::with_sink(sink.clone()),
+        None => evaluator::Metrics::new(),
+    };
     let eval = rt.block_on(evaluator::evaluate(&id.store, &eval_opts, &metrics))?;
     tracing::info!(
         judged = eval.judged,

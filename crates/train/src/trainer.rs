@@ -46,6 +46,8 @@ pub struct TrainOptions {
     pub stop: Arc<AtomicBool>,
     /// Draw progress bars (the evaluator's) on a terminal.
     pub progress: bool,
+    /// Also receives every judge call of the evaluations (the process's metrics).
+    pub judge_sink: Option<evaluator::JudgeSink>,
 }
 
 /// One PPO update as reported to observers.
@@ -72,6 +74,26 @@ pub struct UpdateReport {
 }
 
 impl UpdateReport {
+    /// The update's TensorBoard scalars (step: env steps so far).
+    pub fn scalars(&self) -> Vec<(&'static str, f32)> {
+        let s = &self.stats;
+        vec![
+            ("learner/policy_loss", s.policy_loss as f32),
+            ("learner/value_loss", s.value_loss as f32),
+            ("learner/entropy", s.entropy as f32),
+            ("learner/approx_kl", s.approx_kl as f32),
+            ("learner/clip_fraction", s.clip_fraction as f32),
+            ("learner/explained_variance", s.explained_variance as f32),
+            ("learner/learning_rate", s.learning_rate as f32),
+            ("rollout/mean_reward", self.mean_reward as f32),
+            (
+                "rollout/mean_learned_reward",
+                self.mean_learned_reward as f32,
+            ),
+            ("rollout/steps_per_second", self.steps_per_second as f32),
+        ]
+    }
+
     /// Logs the update as one structured line.
     pub fn log(&self) {
         tracing::info!(
@@ -125,6 +147,25 @@ pub struct BurstSummary {
     pub reward_model_val_accuracy: Option<f64>,
     /// The last update's statistics.
     pub last_update: Option<UpdateStats>,
+}
+
+impl BurstSummary {
+    /// The burst's TensorBoard scalars (step: bursts done, this one included).
+    pub fn scalars(&self) -> Vec<(&'static str, f32)> {
+        let mut v = vec![
+            ("burst/mean_return", self.mean_return as f32),
+            ("burst/mean_length", self.mean_length as f32),
+            ("burst/mean_rooms", self.mean_rooms as f32),
+            ("burst/max_rooms", self.max_rooms as f32),
+            ("burst/episodes", self.episodes as f32),
+            ("burst/instrument_episodes", self.instrument_episodes as f32),
+            ("burst/steps_per_second", self.steps_per_second as f32),
+        ];
+        if let Some(acc) = self.reward_model_val_accuracy {
+            v.push(("reward_model/val_pair_accuracy", acc as f32));
+        }
+        v
+    }
 }
 
 /// How a run ended.
@@ -394,6 +435,7 @@ pub fn run(opts: TrainOptions, observer: &mut dyn Observer) -> Result<Outcome, T
             eval_concurrency: opts.eval_concurrency,
             progress: opts.progress,
             backend: opts.backend,
+            judge_sink: opts.judge_sink.clone(),
         };
         if let Some(model) = runstate::end_burst(&rt, &id, s, burst, &end, &mut summary)? {
             rm_key = Some(model.key.clone());

@@ -43,6 +43,8 @@ fn learner(store: &Store, resume: bool, workers: usize) -> Result<Learner, train
         add_bursts: None,
         judges: judges::Judges::offline(),
         eval_concurrency: 4,
+        // Event files carry wall-clock times; the runs are compared byte for byte.
+        tensorboard: false,
     })
 }
 
@@ -186,6 +188,7 @@ fn lost_worker_and_restarted_learner_change_nothing() {
             worker: 0,
             stop: Arc::new(AtomicBool::new(false)),
             progress: false,
+            judge_sink: None,
         },
         &mut NoObserver,
     )
@@ -232,6 +235,17 @@ fn bad_chunks_are_refused_with_the_reason() {
     let mut stale = chunks.clone();
     stale[1].request.update = 5;
     assert!(l.update(&stale).is_err());
+    // A chunk cut short (bytes decoded, lengths wrong) is refused before anything is used.
+    let short = Chunk::decode(&chunks[1].encode(), "x").unwrap();
+    let mut short_bytes = serde_json::to_value(&short).unwrap();
+    short_bytes["actions"].as_array_mut().unwrap().pop();
+    let short: Chunk = serde_json::from_value(short_bytes).unwrap();
+    let err = l.update(&[chunks[0].clone(), short]).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("`actions` holds 15 values, expected 16"),
+        "{err}"
+    );
     // The good round still goes through after the refusals.
     let report = l.update(&chunks).unwrap();
     assert_eq!(report.env_steps, 32);

@@ -45,6 +45,7 @@ fn options(store: &Store, resume: bool, stop: Arc<AtomicBool>) -> TrainOptions {
         worker: 0,
         stop,
         progress: false,
+        judge_sink: None,
     }
 }
 
@@ -70,7 +71,20 @@ fn stopped_and_resumed_run_equals_uninterrupted_run() {
     let never = Arc::new(AtomicBool::new(false));
 
     let a = Store::open("memory://").unwrap();
-    let done = train::run(options(&a, false, never.clone()), &mut NoObserver).unwrap();
+    // The evaluations' judge calls also reach the process's metrics (`--metrics-addr`).
+    let calls = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let mut o = options(&a, false, never.clone());
+    let seen = calls.clone();
+    o.judge_sink = Some(Arc::new(move |c: &evaluator::JudgeCall<'_>| {
+        assert!(c.seconds >= 0.0 && c.error.is_none(), "{c:?}");
+        seen.lock().unwrap().push(c.route.to_string());
+    }));
+    let done = train::run(o, &mut NoObserver).unwrap();
+    let calls = calls.lock().unwrap().clone();
+    assert!(
+        calls.iter().any(|r| r == "vision") && calls.iter().any(|r| r == "state"),
+        "{calls:?}"
+    );
     let Outcome::Finished(bursts) = done else {
         panic!("run A did not finish")
     };

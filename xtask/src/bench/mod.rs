@@ -4,6 +4,7 @@
 mod emu;
 mod env;
 mod judges;
+mod learn;
 mod ray;
 mod train;
 
@@ -32,6 +33,8 @@ enum Target {
     Train(train::Args),
     /// The Ray driver (1 and 2 rollout actors on a local cluster) vs the local loop.
     Ray(ray::Args),
+    /// Learning curves: random vs PPO vs PPO + learned reward, several seeds; a PNG.
+    Learn(learn::Args),
 }
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
@@ -41,6 +44,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         Target::Judges(a) => judges::run(a),
         Target::Train(a) => train::run(a),
         Target::Ray(a) => ray::run(a),
+        Target::Learn(a) => learn::run(a),
     }
 }
 

@@ -1,0 +1,364 @@
+//! `cargo xtask bench learn`: does training work? Rooms visited and instrument reached vs
+//! env steps on mini-zelda for a random policy, PPO with the heuristic reward, and PPO with
+//! the heuristic plus the learned reward (offline judge), several seeds each; a table and
+//! a PNG of the curves.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use plotters::prelude::*;
+
+use super::{build_cli, target_dir};
+
+/// Options of `cargo xtask bench learn`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Env steps per run (all envs).
+    #[arg(long, default_value_t = 131_072)]
+    steps: u64,
+    /// Points on each curve (one training burst each).
+    #[arg(long, default_value_t = 8)]
+    points: u64,
+    /// Seeds per policy.
+    #[arg(long, default_value_t = 3)]
+    seeds: u64,
+    /// Environments.
+    #[arg(long, default_value_t = 8)]
+    envs: usize,
+    /// The plot (PNG) [default: <target dir>/bench-learn.png].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// A TrueType font for the plot's text.
+    #[arg(
+        long,
+        default_value = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+    )]
+    font: PathBuf,
+}
+
+/// One curve point: what the episodes that ended in a window did.
+#[derive(Debug, Clone, Copy, Default)]
+struct Point {
+    env_steps: u64,
+    episodes: u64,
+    mean_rooms: f64,
+    max_rooms: u64,
+    instrument_episodes: u64,
+}
+
+impl Point {
+    fn from_json(v: &serde_json::Value, env_steps: u64) -> Result<Self> {
+        let u = |k: &str| v[k].as_u64().with_context(|| format!("`{k}` in {v}"));
+        Ok(Self {
+            env_steps,
+            episodes: u("episodes")?,
+            mean_rooms: v["mean_rooms"].as_f64().context("mean_rooms")?,
+            max_rooms: u("max_rooms")?,
+            instrument_episodes: u("instrument_episodes")?,
+        })
+    }
+}
+
+const POLICIES: [&str; 3] = [
+    "random",
+    "PPO (heuristic reward)",
+    "PPO (heuristic + learned)",
+];
+
+pub fn run(args: &Args) -> Result<()> {
+    if args.points == 0 || args.seeds == 0 || args.envs == 0 {
+        bail!("--points, --seeds and --envs must be at least 1");
+    }
+    let font = std::fs::read(&args.font).with_context(|| {
+        format!(
+            "reading the plot font {} (Debian: fonts-dejavu-core; or pass --font)",
+            args.font.display()
+        )
+    })?;
+    let cli = build_cli()?;
+    let window = args.steps / args.points;
+    if window < args.envs as u64 {
+        bail!("--steps / --points must be at least --envs");
+    }
+    let tmp = std::env::temp_dir().join(format!("zelda-rl-bench-learn-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp)?;
+    println!(
+        "bench learn: mini-zelda, {} envs, {} env steps per run in {} windows of {window}, {} seeds",
+        args.envs, args.steps, args.points, args.seeds
+    );
+    let result = (|| -> Result<Vec<Vec<Vec<Point>>>> {
+        let mut curves = vec![Vec::new(); POLICIES.len()];
+        for seed in 0..args.seeds {
+            curves[0].push(random_curve(&cli, &tmp, args, window, seed)?);
+            for (p, learned) in [(1, false), (2, true)] {
+                curves[p].push(ppo_curve(&cli, &tmp, args, window, seed, learned)?);
+                eprintln!("  {} seed {seed} done", POLICIES[p]);
+            }
+        }
+        Ok(curves)
+    })();
+    let _ = std::fs::remove_dir_all(&tmp);
+    let curves = result?;
+
+    print_table(&curves);
+    let out = match &args.out {
+        Some(p) => p.clone(),
+        None => target_dir()?.join("bench-learn.png"),
+    };
+    plot(&curves, &out, &font)?;
+    println!("plot: {}", out.display());
+    verdict(&curves);
+    Ok(())
+}
+
+/// A random policy: `zelda-rl rollout` for the first 1, 2, ... windows with one seed. The
+/// runs are prefixes of each other (same seed, same actions), so the difference of two
+/// consecutive runs' totals is exactly what the episodes ending in that window did.
+fn random_curve(cli: &Path, tmp: &Path, args: &Args, window: u64, seed: u64) -> Result<Vec<Point>> {
+    let mut points = Vec::new();
+    let mut before = Point::default();
+    let mut rooms_before = 0.0;
+    for k in 0..args.points {
+        let out = super::run_json(
+            Command::new(cli)
+                .args(["rollout", "--log", "warn", "--log-format", "json", "--json"])
+                .args(["--policy", "random", "--no-segments"])
+                .arg("--store")
+                .arg(tmp.join("runs"))
+                .args(["--run", &format!("random-{seed}-{k}")])
+                .args(["--envs", &args.envs.to_string()])
+                .args([
+                    "--steps",
+                    &((k + 1) * window / args.envs as u64).to_string(),
+                ])
+                .args(["--seed", &seed.to_string()]),
+        )
+        .context("zelda-rl rollout --policy random")?;
+        let total = Point::from_json(&out, (k + 1) * window)?;
+        let rooms = total.mean_rooms * total.episodes as f64;
+        let episodes = total.episodes - before.episodes;
+        points.push(Point {
+            env_steps: total.env_steps,
+            episodes,
+            mean_rooms: if episodes > 0 {
+                (rooms - rooms_before) / episodes as f64
+            } else {
+                0.0
+            },
+            // The most rooms of any episode so far (a window's own maximum is not
+            // recoverable from two totals).
+            max_rooms: total.max_rooms,
+            instrument_episodes: total.instrument_episodes - before.instrument_episodes,
+        });
+        before = total;
+        rooms_before = rooms;
+    }
+    Ok(points)
+}
+
+/// PPO: one `zelda-rl train` run with a burst per window.
+fn ppo_curve(
+    cli: &Path,
+    tmp: &Path,
+    args: &Args,
+    window: u64,
+    seed: u64,
+    learned: bool,
+) -> Result<Vec<Point>> {
+    let cfg = tmp.join(format!("learn-{learned}.toml"));
+    std::fs::write(
+        &cfg,
+        format!("[reward_model]\nenabled = {learned}\n[train]\ncheckpoint_every = 0\n"),
+    )?;
+    let run = format!("ppo-{learned}-{seed}");
+    let out = Command::new(cli)
+        .args(["train", "--log", "warn", "--log-format", "json", "--json"])
+        .args(["--offline", "--run", &run])
+        .arg("--store")
+        .arg(tmp.join("runs"))
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--envs", &args.envs.to_string()])
+        .args(["--steps", &window.to_string()])
+        .args(["--bursts", &args.points.to_string()])
+        .args(["--seed", &seed.to_string()])
+        .output()
+        .context("running zelda-rl train")?;
+    if !out.status.success() {
+        bail!(
+            "zelda-rl train ({run}) failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut env_steps = 0;
+    let mut points = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        if !line.starts_with('{') {
+            continue;
+        }
+        let v: serde_json::Value = serde_json::from_str(line).context("burst summary")?;
+        env_steps += v["env_steps"].as_u64().context("env_steps")?;
+        points.push(Point::from_json(&v, env_steps)?);
+    }
+    if points.len() as u64 != args.points {
+        bail!(
+            "zelda-rl train ({run}) reported {} bursts, expected {}",
+            points.len(),
+            args.points
+        );
+    }
+    Ok(points)
+}
+
+/// Mean over seeds of `f` at point `k`.
+fn mean(curves: &[Vec<Point>], k: usize, f: impl Fn(&Point) -> f64) -> f64 {
+    curves.iter().map(|c| f(&c[k])).sum::<f64>() / curves.len() as f64
+}
+
+/// Mean rooms per episode at point `k` over the seeds whose window ended an episode
+/// (`None` when none did).
+fn mean_rooms(curves: &[Vec<Point>], k: usize) -> Option<f64> {
+    let with: Vec<f64> = curves
+        .iter()
+        .filter(|c| c[k].episodes > 0)
+        .map(|c| c[k].mean_rooms)
+        .collect();
+    (!with.is_empty()).then(|| with.iter().sum::<f64>() / with.len() as f64)
+}
+
+fn print_table(curves: &[Vec<Vec<Point>>]) {
+    println!(
+        "{:<28} {:>10} {:>9} {:>11} {:>9} {:>22}",
+        "policy", "env steps", "episodes", "mean rooms", "max rooms", "instrument episodes"
+    );
+    for (name, seeds) in POLICIES.iter().zip(curves) {
+        for k in 0..seeds[0].len() {
+            let per_seed: Vec<String> = seeds
+                .iter()
+                .map(|c| c[k].instrument_episodes.to_string())
+                .collect();
+            println!(
+                "{:<28} {:>10} {:>9.1} {:>11} {:>9} {:>22}",
+                name,
+                seeds[0][k].env_steps,
+                mean(seeds, k, |p| p.episodes as f64),
+                mean_rooms(seeds, k).map_or("-".into(), |r| format!("{r:.2}")),
+                seeds.iter().map(|c| c[k].max_rooms).max().unwrap_or(0),
+                per_seed.join("/")
+            );
+        }
+    }
+}
+
+fn verdict(curves: &[Vec<Vec<Point>>]) {
+    let points = curves[0][0].len();
+    for (p, name) in POLICIES.iter().enumerate().skip(1) {
+        let beats =
+            (0..points).all(
+                |k| match (mean_rooms(&curves[p], k), mean_rooms(&curves[0], k)) {
+                    (Some(ppo), Some(random)) => ppo > random,
+                    (Some(_), None) => true,
+                    _ => false,
+                },
+            );
+        let instrument: u64 = curves[p]
+            .iter()
+            .flat_map(|c| c.iter().map(|x| x.instrument_episodes))
+            .sum();
+        println!(
+            "{name}: more rooms than random at every budget: {}; episodes reaching the instrument: {instrument} (goal: PPO finishes mini-zelda)",
+            if beats { "yes" } else { "no" }
+        );
+    }
+}
+
+fn plot(curves: &[Vec<Vec<Point>>], out: &Path, font: &[u8]) -> Result<()> {
+    let leaked: &'static [u8] = Box::leak(font.to_vec().into_boxed_slice());
+    plotters::style::register_font("sans-serif", FontStyle::Normal, leaked)
+        .map_err(|_| anyhow::anyhow!("the plot font is not a usable TrueType font"))?;
+    let root = BitMapBackend::new(out, (1400, 560)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (left, right) = root.split_horizontally(700);
+    let max_x = curves[0][0].last().map_or(1, |p| p.env_steps) as f64;
+    let colors = [
+        RGBColor(120, 120, 120),
+        RGBColor(31, 119, 180),
+        RGBColor(214, 39, 40),
+    ];
+    // Per seed and point, then the mean over seeds; `None` leaves a gap (no episode ended).
+    type Metric = (
+        &'static str,
+        fn(&Point) -> Option<f64>,
+        fn(&[Vec<Point>], usize) -> Option<f64>,
+    );
+    let panels: [(&DrawingArea<BitMapBackend, _>, Metric); 2] = [
+        (
+            &left,
+            (
+                "mean rooms visited per episode",
+                |p| (p.episodes > 0).then_some(p.mean_rooms),
+                mean_rooms,
+            ),
+        ),
+        (
+            &right,
+            (
+                "episodes that reached the instrument",
+                |p| Some(p.instrument_episodes as f64),
+                |c, k| Some(mean(c, k, |p| p.instrument_episodes as f64)),
+            ),
+        ),
+    ];
+    for (area, (title, per_seed, over_seeds)) in panels {
+        let max_y = curves
+            .iter()
+            .flatten()
+            .flatten()
+            .filter_map(per_seed)
+            .fold(1.0f64, f64::max)
+            * 1.1;
+        let mut chart = ChartBuilder::on(area)
+            .caption(title, ("sans-serif", 22))
+            .margin(16)
+            .x_label_area_size(44)
+            .y_label_area_size(56)
+            .build_cartesian_2d(0f64..max_x, 0f64..max_y)?;
+        chart
+            .configure_mesh()
+            .x_desc("env steps")
+            .label_style(("sans-serif", 14))
+            .draw()?;
+        for ((name, seeds), color) in POLICIES.iter().zip(curves).zip(colors) {
+            for c in seeds {
+                chart.draw_series(LineSeries::new(
+                    c.iter()
+                        .filter_map(|p| per_seed(p).map(|y| (p.env_steps as f64, y))),
+                    color.mix(0.25).stroke_width(1),
+                ))?;
+            }
+            let n = seeds[0].len();
+            chart
+                .draw_series(LineSeries::new(
+                    (0..n).filter_map(|k| {
+                        over_seeds(seeds, k).map(|y| (seeds[0][k].env_steps as f64, y))
+                    }),
+                    color.stroke_width(3),
+                ))?
+                .label(*name)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .label_font(("sans-serif", 14))
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::UpperLeft)
+            .draw()?;
+    }
+    root.present()
+        .with_context(|| format!("writing {}", out.display()))?;
+    Ok(())
+}
