@@ -233,3 +233,20 @@ def test_ray_driver_imports_without_gymnasium_or_the_extension():
     )
     assert "zelda_rl.ray.train" in out.stdout
     assert zelda_rl.ZeldaEnv is ZeldaEnv
+
+
+def test_step_info_matches_the_full_state_every_step():
+    # step() rewrites only the entries that changed since the last step; the result must
+    # equal the state decoded from scratch, and a caller mutating its info changes nothing.
+    env = ZeldaEnv(config_toml="[env]\nmax_steps = 200\n")
+    env.reset(seed=5)
+    env.action_space.seed(5)
+    for i in range(400):
+        _, _, terminated, truncated, info = env.step(int(env.action_space.sample()))
+        fresh = env._env.state()
+        assert {k: v for k, v in info.items() if k != "steps"} == fresh, f"step {i}"
+        assert list(info)[: len(fresh)] == list(fresh), "entry order"
+        info["x"] = -1
+        info.clear() if i % 7 == 0 else None
+        if terminated or truncated:
+            env.reset()

@@ -5,10 +5,10 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
 use pyo3::{IntoPyObjectExt, intern};
-use zelda::ZeldaEnv;
 use zelda::reward::COMPONENTS;
+use zelda::{GameState, ZeldaEnv};
 
-use crate::{Observation, config, env_err, new_observation, state_dict};
+use crate::{Observation, config, env_err, new_observation, state_dict, write_state};
 
 /// Grey level of each DMG shade (0 lightest), as in screenshots and the observation.
 const GREY: [u8; 4] = [0xFF, 0xAA, 0x55, 0x00];
@@ -18,6 +18,9 @@ const GREY: [u8; 4] = [0xFF, 0xAA, 0x55, 0x00];
 pub struct Env {
     env: ZeldaEnv,
     components: [f32; COMPONENTS],
+    // The last step's `info` and the state it holds: the next step's is a copy with only
+    // the changed entries rewritten (a private dict; callers get copies).
+    info: Option<(GameState, Py<PyDict>)>,
 }
 
 /// A 160x144 frame of shades as a new RGB `uint8 [144, 160, 3]` array.
@@ -52,8 +55,24 @@ impl Env {
         let out = self.env.step(action);
         self.components = out.reward.components;
         let (frames, features) = self.observation(py);
-        let info = state_dict(py, self.env.state())?;
-        info.set_item(intern!(py, "steps"), self.env.steps())?;
+        let state = *self.env.state();
+        let info = match &self.info {
+            Some((prev, cached)) => {
+                let cached = cached.bind(py);
+                write_state(py, cached, Some(prev), &state)?;
+                cached.set_item(intern!(py, "steps"), self.env.steps())?;
+                cached.copy()?
+            }
+            None => {
+                let d = state_dict(py, &state)?;
+                d.set_item(intern!(py, "steps"), self.env.steps())?;
+                self.info = Some((state, d.copy()?.unbind()));
+                d
+            }
+        };
+        if let Some((prev, _)) = &mut self.info {
+            *prev = state;
+        }
         Ok((frames, features, out, info))
     }
 
@@ -89,6 +108,7 @@ impl Env {
         Ok(Self {
             env,
             components: [0.0; COMPONENTS],
+            info: None,
         })
     }
 
