@@ -77,33 +77,57 @@ pub fn checkpoint_key(run: &str, burst: u32, phase: Phase) -> String {
 impl TrainState {
     /// Encodes: magic, version, SHA-256 of the body, body (postcard).
     pub fn encode(&self) -> Vec<u8> {
-        let body = postcard::to_allocvec(self).expect("train state serialises");
-        let mut out = Vec::with_capacity(body.len() + 44);
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&VERSION.to_le_bytes());
-        out.extend_from_slice(&Sha256::digest(&body));
-        out.extend_from_slice(&body);
-        out
+        seal(MAGIC, VERSION, self)
     }
 
     /// Decodes and verifies; `object` names it in errors.
     pub fn decode(bytes: &[u8], object: &str) -> Result<Self, TrainError> {
-        let bad = |m: String| TrainError::Checkpoint(format!("{object}: {m}"));
-        if bytes.len() < 44 || &bytes[..8] != MAGIC {
-            return Err(bad("not a zelda-rl training checkpoint".into()));
-        }
-        let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
-        if version != VERSION {
-            return Err(bad(format!(
-                "checkpoint format version {version}; this build reads {VERSION}"
-            )));
-        }
-        let body = &bytes[44..];
-        if Sha256::digest(body).as_slice() != &bytes[12..44] {
-            return Err(bad("checksum mismatch (truncated or corrupted)".into()));
-        }
-        postcard::from_bytes(body).map_err(|e| bad(format!("unreadable body: {e}")))
+        unseal(
+            bytes,
+            MAGIC,
+            VERSION,
+            "zelda-rl training checkpoint",
+            "checkpoint",
+        )
+        .map_err(|m| TrainError::Checkpoint(format!("{object}: {m}")))
     }
+}
+
+/// The framing of the loop's binary objects (checkpoints, rollout chunks): an 8-byte
+/// magic, a u32 format version, the SHA-256 of the body, the body (postcard).
+pub(crate) fn seal(magic: &[u8; 8], version: u32, value: &impl Serialize) -> Vec<u8> {
+    let body = postcard::to_allocvec(value).expect("value serialises");
+    let mut out = Vec::with_capacity(body.len() + 44);
+    out.extend_from_slice(magic);
+    out.extend_from_slice(&version.to_le_bytes());
+    out.extend_from_slice(&Sha256::digest(&body));
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Reads [`seal`]ed bytes; the error says which check failed (`kind`: what the object
+/// should be, `format`: the word used for its version).
+pub(crate) fn unseal<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    magic: &[u8; 8],
+    version: u32,
+    kind: &str,
+    format: &str,
+) -> Result<T, String> {
+    if bytes.len() < 44 || &bytes[..8] != magic {
+        return Err(format!("not a {kind}"));
+    }
+    let got = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+    if got != version {
+        return Err(format!(
+            "{format} format version {got}; this build reads {version}"
+        ));
+    }
+    let body = &bytes[44..];
+    if Sha256::digest(body).as_slice() != &bytes[12..44] {
+        return Err("checksum mismatch (truncated or corrupted)".into());
+    }
+    postcard::from_bytes(body).map_err(|e| format!("unreadable body: {e}"))
 }
 
 #[cfg(test)]

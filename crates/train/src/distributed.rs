@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use zelda::obs::FEATURES;
 
-use crate::checkpoint::Phase;
+use crate::checkpoint::{self, Phase};
 use crate::learned::LearnedReward;
 use crate::runstate::{self, BurstEnd, BurstStats, EnvState, EpisodeRecord, RunId};
 use crate::stepper::{Stepper, last_values};
@@ -112,32 +112,13 @@ pub struct Chunk {
 impl Chunk {
     /// Encodes: magic, version, SHA-256 of the body, body (postcard).
     pub fn encode(&self) -> Vec<u8> {
-        let body = postcard::to_allocvec(self).expect("chunk serialises");
-        let mut out = Vec::with_capacity(body.len() + 44);
-        out.extend_from_slice(CHUNK_MAGIC);
-        out.extend_from_slice(&CHUNK_VERSION.to_le_bytes());
-        out.extend_from_slice(&Sha256::digest(&body));
-        out.extend_from_slice(&body);
-        out
+        checkpoint::seal(CHUNK_MAGIC, CHUNK_VERSION, self)
     }
 
     /// Decodes and verifies a chunk; `what` names it in errors.
     pub fn decode(bytes: &[u8], what: &str) -> Result<Self, TrainError> {
-        let bad = |m: String| TrainError::Io(format!("{what}: {m}"));
-        if bytes.len() < 44 || &bytes[..8] != CHUNK_MAGIC {
-            return Err(bad("not a rollout chunk".into()));
-        }
-        let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
-        if version != CHUNK_VERSION {
-            return Err(bad(format!(
-                "chunk format version {version}; this build reads {CHUNK_VERSION}"
-            )));
-        }
-        let body = &bytes[44..];
-        if Sha256::digest(body).as_slice() != &bytes[12..44] {
-            return Err(bad("checksum mismatch (truncated or corrupted)".into()));
-        }
-        postcard::from_bytes(body).map_err(|e| bad(format!("unreadable body: {e}")))
+        checkpoint::unseal(bytes, CHUNK_MAGIC, CHUNK_VERSION, "rollout chunk", "chunk")
+            .map_err(|m| TrainError::Io(format!("{what}: {m}")))
     }
 }
 
