@@ -19,7 +19,6 @@ use episodes::Store;
 use ppo::{BurnPolicy, RolloutBuffer, StepEnd, StepRecord, TrainConfig};
 use rollout::{SegmentContext, SegmentExporter, VecEnv};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use zelda::obs::FEATURES;
 
 use crate::checkpoint::{self, Phase};
@@ -153,7 +152,7 @@ pub struct RolloutWorker {
     sha1: String,
     envs: VecEnv,
     stepper: Stepper,
-    policy: Option<([u8; 32], BurnPolicy)>,
+    policy: Option<BurnPolicy>,
     learned: Option<LearnedReward>,
     rt: tokio::runtime::Runtime,
 }
@@ -224,15 +223,12 @@ impl RolloutWorker {
         self.envs.is_empty()
     }
 
+    // Every round brings new weights, so they are loaded every time (into the existing
+    // network after the first round).
     fn use_policy(&mut self, bytes: &[u8]) -> Result<(), TrainError> {
-        let digest: [u8; 32] = Sha256::digest(bytes).into();
         match &mut self.policy {
-            Some((d, _)) if *d == digest => {}
-            Some((d, net)) => {
-                ppo::checkpoint::refresh_policy(net, bytes)?;
-                *d = digest;
-            }
-            None => self.policy = Some((digest, ppo::load_policy(bytes, self.backend)?)),
+            Some(net) => ppo::checkpoint::refresh_policy(net, bytes)?,
+            None => self.policy = Some(ppo::load_policy(bytes, self.backend)?),
         }
         Ok(())
     }
@@ -297,7 +293,7 @@ impl RolloutWorker {
             (u64::from(request.burst) << 32) | request.update,
         );
         let exporter = SegmentExporter::spawn(self.store.clone(), 64);
-        let (_, net) = self.policy.as_ref().expect("policy loaded above");
+        let net = self.policy.as_ref().expect("policy loaded above");
         for t in 0..steps {
             let (r, l) = self.stepper.step(
                 &mut self.envs,
@@ -700,7 +696,7 @@ impl Learner {
     }
 
     fn save(&self) -> Result<String, TrainError> {
-        let snapshots = self.snapshots.clone().ok_or_else(|| {
+        let snapshots = self.snapshots.as_deref().ok_or_else(|| {
             TrainError::Checkpoint("no worker snapshots to checkpoint yet".into())
         })?;
         runstate::save(
@@ -710,7 +706,7 @@ impl Learner {
             self.phase,
             self.env_steps,
             self.ppo.checkpoint_bytes(),
-            &EnvState::Workers(snapshots),
+            runstate::workers_bytes(snapshots),
             &self.reward_model,
         )
     }

@@ -24,34 +24,20 @@ pub enum EnvState {
     Workers(Vec<Vec<u8>>),
 }
 
-#[derive(Serialize, Deserialize)]
-struct WorkersBody {
-    snapshots: Vec<Vec<u8>>,
+/// [`TrainState::envs`] of a Ray run: the magic, then the workers' snapshots (postcard).
+/// A local run stores its `VecEnv::snapshot` as it is.
+pub fn workers_bytes(snapshots: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = WORKERS_MAGIC.to_vec();
+    out.extend(postcard::to_allocvec(snapshots).expect("snapshots serialise"));
+    out
 }
 
 impl EnvState {
-    /// Bytes stored in [`TrainState::envs`].
-    pub fn encode(&self) -> Vec<u8> {
-        match self {
-            EnvState::Local(b) => b.clone(),
-            EnvState::Workers(w) => {
-                let mut out = WORKERS_MAGIC.to_vec();
-                out.extend(
-                    postcard::to_allocvec(&WorkersBody {
-                        snapshots: w.clone(),
-                    })
-                    .expect("snapshots serialise"),
-                );
-                out
-            }
-        }
-    }
-
     /// Reads [`TrainState::envs`]; `object` names the checkpoint in errors.
     pub fn decode(bytes: &[u8], object: &str) -> Result<Self, TrainError> {
         match bytes.strip_prefix(WORKERS_MAGIC.as_slice()) {
-            Some(body) => postcard::from_bytes::<WorkersBody>(body)
-                .map(|b| EnvState::Workers(b.snapshots))
+            Some(body) => postcard::from_bytes::<Vec<Vec<u8>>>(body)
+                .map(EnvState::Workers)
                 .map_err(|e| {
                     TrainError::Checkpoint(format!("{object}: worker snapshots unreadable: {e}"))
                 }),
@@ -219,7 +205,8 @@ pub fn open(
     })
 }
 
-/// Writes a checkpoint and points `latest.json` at it; returns its key.
+/// Writes a checkpoint and points `latest.json` at it; returns its key. `envs` is a
+/// `VecEnv::snapshot` or [`workers_bytes`].
 #[allow(clippy::too_many_arguments)]
 pub fn save(
     rt: &tokio::runtime::Runtime,
@@ -228,7 +215,7 @@ pub fn save(
     phase: Phase,
     env_steps: u64,
     learner: Vec<u8>,
-    envs: &EnvState,
+    envs: Vec<u8>,
     reward_model: &Option<String>,
 ) -> Result<String, TrainError> {
     let state = TrainState {
@@ -240,7 +227,7 @@ pub fn save(
         env_steps,
         reward_model: reward_model.clone(),
         learner,
-        envs: envs.encode(),
+        envs,
     };
     let key = checkpoint::checkpoint_key(&id.run, burst, phase);
     rt.block_on(id.store.put_new(&key, state.encode().into()))?;

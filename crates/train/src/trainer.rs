@@ -316,16 +316,7 @@ pub fn run(opts: TrainOptions, observer: &mut dyn Observer) -> Result<Outcome, T
                 learner: Vec<u8>,
                 envs: Vec<u8>,
                 rm_key: &Option<String>| {
-        runstate::save(
-            &rt,
-            &id,
-            burst,
-            phase,
-            env_steps,
-            learner,
-            &EnvState::Local(envs),
-            rm_key,
-        )
+        runstate::save(&rt, &id, burst, phase, env_steps, learner, envs, rm_key)
     };
 
     while burst < target_bursts {
