@@ -177,3 +177,16 @@ def test_bursts_on_a_real_cluster_survive_a_killed_rollout_actor(cluster, tmp_pa
     cfg.write_text("[train]\nstepz = 3\n")
     rc, _, err = run_job(driver(cluster, tmp_path / "c", "r", cfg, "--bursts", "1"))
     assert rc != 0 and "error: settings: settings_toml" in err and "stepz" in err, err[-3000:]
+
+
+def test_remote_errors_keep_their_continuation_lines():
+    from zelda_rl.ray.train import rust_error
+
+    text = (
+        "ray::LearnerActor.__init__()\n  File \"train.py\", line 1\n"
+        "_core.TrainError: settings: settings_toml: TOML parse error at line 2, column 1\n"
+        "  |\n2 | stepz = 3\n  | ^^^^^\nunknown field `stepz`\n"
+    )
+    msg = rust_error(text)
+    assert msg.startswith("settings: settings_toml: TOML parse error") and "unknown field `stepz`" in msg
+    assert rust_error("something else") == "something else"

@@ -332,11 +332,13 @@ def job_spec(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def rust_error(text: str) -> str:
-    """The ``zelda_rl._core`` error of a remote traceback (else the whole text)."""
-    for line in reversed(text.splitlines()):
-        line = line.strip()
+    """The ``zelda_rl._core`` error of a remote traceback, with the lines that continue it
+    (a TOML error shows the line and field below its first line); else the whole text."""
+    lines = text.splitlines()
+    for i in range(len(lines) - 1, -1, -1):
+        line = lines[i].strip()
         if ": " in line and line.split(": ", 1)[0].endswith(("_core.TrainError", "_core.EnvError")):
-            return line.split(": ", 1)[1]
+            return "\n".join([line.split(": ", 1)[1], *lines[i + 1 :]]).rstrip()
     return text
 
 
