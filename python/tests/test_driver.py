@@ -1,6 +1,6 @@
 """The Ray driver (the RayJob entrypoint) on a real local Ray cluster: rollout actors and a
-learner actor run bursts end to end, a rollout actor killed mid-run is restored without
-changing the result, and the next job continues the run."""
+learner actor run bursts end to end, a rollout actor or the learner killed mid-run is
+replaced without changing the result, and the next job continues the run."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -97,35 +98,35 @@ def driver(address: str, store: Path, run: str, cfg: Path, *extra: str) -> list[
     ]
 
 
-def run_job(cmd: list[str], kill_after_updates: int | None = None):
-    """Runs one driver job; optionally SIGKILLs one rollout actor's process after that
-    many updates. Returns (returncode, events, stderr)."""
+def run_job(cmd: list[str], kills: list[tuple[int, str]] = ()):
+    """Runs one driver job; `kills` SIGKILLs the process of an actor of that class once
+    that many update events have been printed. Returns (returncode, events, stderr)."""
     proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     err: list[str] = []
     reader = threading.Thread(target=lambda: err.extend(proc.stderr), daemon=True)
     reader.start()
-    events, killed = [], None
+    events, pending, killed = [], list(kills), []
     for line in proc.stdout:
         if line.startswith("{"):
             events.append(json.loads(line))
         updates = sum(e["event"] == "update" for e in events)
-        if kill_after_updates is not None and killed is None and updates >= kill_after_updates:
-            killed = kill_one_rollout_actor()
+        while pending and updates >= pending[0][0]:
+            killed.append(kill_actor(pending.pop(0)[1]))
     rc = proc.wait(timeout=600)
     reader.join(timeout=30)
-    if kill_after_updates is not None:
-        assert killed, "no rollout actor process found to kill"
+    assert not pending and all(killed), f"not killed: {pending}, pids {killed}"
     return rc, events, "".join(err)
 
 
-def kill_one_rollout_actor() -> int | None:
+def kill_actor(actor_class: str) -> int | None:
     # Ray names an actor's worker process after the actor class.
+    prefix = f"ray::{actor_class}".encode()
     for pid in sorted(int(p) for p in os.listdir("/proc") if p.isdigit()):
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             continue
-        if cmdline.startswith(b"ray::RolloutActor"):
+        if cmdline.startswith(prefix):
             os.kill(pid, signal.SIGKILL)
             return pid
     return None
@@ -136,8 +137,28 @@ def latest_checkpoint(store: Path, run: str) -> bytes:
     return (store / latest["key"]).read_bytes()
 
 
+def tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def without_latency(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {k: without_latency(x) for k, x in v.items() if k != "latency_s"}
+    if isinstance(v, list):
+        return [without_latency(x) for x in v]
+    return v
+
+
+def scores(store: Path) -> dict[str, list[Any]]:
+    """The run's scores, but for the judges' wall-clock latencies."""
+    return {
+        k: [without_latency(json.loads(line)) for line in v.splitlines() if line.strip()]
+        for k, v in tree(store / "r" / "scores").items()
+    }
+
+
 def segments(store: Path, run: str) -> dict[str, bytes]:
-    return {str(p.relative_to(store)): p.read_bytes() for p in sorted((store / run / "segments").rglob("*")) if p.is_file()}
+    return tree(store / run / "segments")
 
 
 def test_bursts_on_a_real_cluster_survive_a_killed_rollout_actor(cluster, tmp_path):
@@ -155,20 +176,29 @@ def test_bursts_on_a_real_cluster_survive_a_killed_rollout_actor(cluster, tmp_pa
     # TensorBoard scalars, as zelda-rl train writes them.
     assert list((a / "r" / "tensorboard").glob("events.out.tfevents.*")), "no TensorBoard events"
 
-    # B: one job per burst, as the RayJob runs it; a rollout actor is killed mid-burst.
+    # B: one job per burst, as the RayJob runs it. In the first, the learner dies before
+    # the first checkpoint (the run starts again), a rollout actor dies, then the learner
+    # dies after the checkpoint of update 4 (the updates since are done again); in the
+    # second, the learner dies after the burst-0 checkpoint.
     b = tmp_path / "b"
-    rc, events, err = run_job(driver(cluster, b, "r", cfg, "--bursts", "1", "--resume"), kill_after_updates=2)
+    kills = [(1, "LearnerActor"), (3, "RolloutActor"), (7, "LearnerActor")]
+    rc, events, err = run_job(driver(cluster, b, "r", cfg, "--bursts", "1", "--resume"), kills)
     assert rc == 0, err[-4000:]
-    assert "rollout actor lost" in err, err[-4000:]
+    assert "rollout actor lost" in err and "learner lost" in err, err[-4000:]
     burst = [e for e in events if e["event"] == "burst"]
-    assert len(burst) == 1 and burst[0]["rollout_actor_restarts"] >= 1
-    rc, events, err = run_job(driver(cluster, b, "r", cfg, "--bursts", "1", "--resume"))
+    assert len(burst) == 1 and burst[0]["rollout_actor_restarts"] >= 1 and burst[0]["learner_restarts"] == 2
+    updates = [e["update"] for e in events if e["event"] == "update"]
+    assert updates[:2] == [0, 0] and updates[-1] == 9 and updates.count(4) == 2, updates
+    rc, events, err = run_job(driver(cluster, b, "r", cfg, "--bursts", "1", "--resume"), [(2, "LearnerActor")])
     assert rc == 0, err[-4000:]
     assert [e["burst"] for e in events if e["event"] == "burst"] == [1]
 
-    # The lost actor changed nothing: same weights, optimiser, envs and segments.
+    # The losses changed nothing: same weights, optimiser, envs, segments, scores and
+    # reward models.
     assert latest_checkpoint(a, "r") == latest_checkpoint(b, "r")
     assert segments(a, "r") == segments(b, "r")
+    assert tree(a / "r" / "reward-models") == tree(b / "r" / "reward-models")
+    assert scores(a) == scores(b)
 
     # Starting the run again without --resume is refused, and says how to continue.
     rc, _, err = run_job(driver(cluster, a, "r", cfg, "--bursts", "3"))

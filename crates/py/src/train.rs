@@ -139,9 +139,11 @@ pub struct Learner {
 impl Learner {
     /// Starts (or with `resume`, continues) run `run` in `store` for workers hosting
     /// `workers[i]` envs each. `gateway`: the LLM judges' base URL (`None`: offline judge);
-    /// `tensorboard`: scalars under `<run>/tensorboard/`, as `zelda-rl train` writes them.
+    /// `tensorboard`: scalars under `<run>/tensorboard/`, as `zelda-rl train` writes them;
+    /// `restart_to`: replace a lost learner of a job with that many bursts as its target
+    /// (from the latest checkpoint, or from the start if there is none yet).
     #[new]
-    #[pyo3(signature = (store, run, workers, batch_size=None, seed=None, bursts=None, settings_toml=None, rom=None, resume=false, add_bursts=None, gateway=None, eval_concurrency=32, backend="flex", tensorboard=true))]
+    #[pyo3(signature = (store, run, workers, batch_size=None, seed=None, bursts=None, settings_toml=None, rom=None, resume=false, add_bursts=None, restart_to=None, gateway=None, eval_concurrency=32, backend="flex", tensorboard=true))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -155,6 +157,7 @@ impl Learner {
         rom: Option<&[u8]>,
         resume: bool,
         add_bursts: Option<u32>,
+        restart_to: Option<u32>,
         gateway: Option<&str>,
         eval_concurrency: usize,
         backend: &str,
@@ -175,6 +178,7 @@ impl Learner {
             backend: self::backend(backend)?,
             resume,
             add_bursts,
+            restart_to,
             judges,
             eval_concurrency: eval_concurrency.max(1),
             tensorboard,

@@ -10,6 +10,9 @@
 //!   bytes and its env state. Every chunk carries the worker's env snapshot at the next
 //!   update boundary, and checkpoints store the snapshots of all workers, so a restarted
 //!   worker (or a resumed run) continues exactly where the learner's state says.
+//! - A learner is replaced the same way a run is resumed ([`LearnerSpec::restart_to`]):
+//!   from the latest checkpoint, with every worker put back to its snapshots, so the
+//!   updates since are done again and give the same bytes.
 //! - A worker writes its segments before it returns a chunk; re-collecting a lost round
 //!   rewrites the same segment bytes, which `put_new` accepts as already present.
 
@@ -352,6 +355,10 @@ pub struct LearnerSpec {
     pub resume: bool,
     /// Run this many bursts past where the run stands.
     pub add_bursts: Option<u32>,
+    /// Replaces a lost learner of a job whose target is this many bursts: continues from
+    /// the latest checkpoint, or starts the run again if it has none yet. `resume` and
+    /// `add_bursts` are ignored; the other fields must be the lost learner's.
+    pub restart_to: Option<u32>,
     /// Judges for the evaluation.
     pub judges: judges::Judges,
     /// Segments judged at once.
@@ -432,15 +439,19 @@ impl Learner {
         drop(gb);
         let cfg: TrainConfig =
             train_config(s, zelda::ActionSet::standard(s.env.start_select).len());
-        let opened = runstate::open(
-            &rt,
-            &id,
-            s,
-            &cfg,
-            spec.backend,
-            spec.resume,
-            spec.add_bursts,
-        )?;
+        let (resume, add_bursts) = match spec.restart_to {
+            // The lost learner opened the run with these same settings, so starting over
+            // (no checkpoint yet) finds its `run.json` identical.
+            Some(_) => {
+                let latest = checkpoint::latest_key(&id.run);
+                (rt.block_on(id.store.exists(&latest))?, None)
+            }
+            None => (spec.resume, spec.add_bursts),
+        };
+        let mut opened = runstate::open(&rt, &id, s, &cfg, spec.backend, resume, add_bursts)?;
+        if let Some(target) = spec.restart_to {
+            opened.target_bursts = target;
+        }
         let snapshots = match opened.envs {
             None => None,
             Some(EnvState::Workers(w)) if w.len() == spec.workers.len() => Some(w),

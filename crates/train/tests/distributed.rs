@@ -32,6 +32,16 @@ fn settings() -> Settings {
 }
 
 fn learner(store: &Store, resume: bool, workers: usize) -> Result<Learner, train::TrainError> {
+    learner_to(store, resume, workers, None)
+}
+
+/// With `restart_to`: the learner that replaces a lost one in a Ray job.
+fn learner_to(
+    store: &Store,
+    resume: bool,
+    workers: usize,
+    restart_to: Option<u32>,
+) -> Result<Learner, train::TrainError> {
     Learner::open(LearnerSpec {
         rom: zelda::MINI_ZELDA.to_vec(),
         store: store.clone(),
@@ -41,6 +51,7 @@ fn learner(store: &Store, resume: bool, workers: usize) -> Result<Learner, train
         backend: ppo::Backend::Flex,
         resume,
         add_bursts: None,
+        restart_to,
         judges: judges::Judges::offline(),
         eval_concurrency: 4,
         // Event files carry wall-clock times; the runs are compared byte for byte.
@@ -157,15 +168,50 @@ fn lost_worker_and_restarted_learner_change_nothing() {
     let mut wb: Vec<_> = (0..WORKERS).map(|w| worker(&b, &lb, w)).collect();
     drive(&b, &mut lb, &mut wb, None, usize::MAX);
 
+    // C: the learner alone is lost twice in one job: after one update (no checkpoint yet:
+    // the run starts again, and so do the workers) and after burst 1's first update (back
+    // to the checkpoint at the start of burst 1, the workers to its envs).
+    let c = Store::open("memory://").unwrap();
+    let mut lc = learner(&c, false, WORKERS).unwrap();
+    let mut wc: Vec<_> = (0..WORKERS).map(|w| worker(&c, &lc, w)).collect();
+    drive(&c, &mut lc, &mut wc, None, 1);
+    lc = learner_to(&c, false, WORKERS, Some(2)).unwrap();
+    assert_eq!((lc.status().burst, lc.status().update), (0, 0));
+    assert!(lc.worker_snapshot(0).is_none());
+    wc = (0..WORKERS).map(|w| worker(&c, &lc, w)).collect();
+    drive(&c, &mut lc, &mut wc, None, 4);
+    assert_eq!((lc.status().burst, lc.status().update), (1, 1));
+    lc = learner_to(&c, false, WORKERS, Some(2)).unwrap();
+    let st = lc.status();
+    assert_eq!((st.burst, st.update, st.target_bursts), (1, 0, 2));
+    for (w, wk) in wc.iter_mut().enumerate() {
+        wk.restore(lc.worker_snapshot(w).unwrap()).unwrap();
+    }
+    drive(&c, &mut lc, &mut wc, None, usize::MAX);
+
     let (ka, ca) = latest(&rt, &a);
     let (kb, cb) = latest(&rt, &b);
     assert_eq!(ka, kb);
     assert!(ca == cb, "final checkpoints differ");
-    let (ca, cb) = rt.block_on(async { (common::contents(&a).await, common::contents(&b).await) });
+    let (kc, cc) = latest(&rt, &c);
+    assert_eq!(ka, kc);
+    assert!(
+        ca == cc,
+        "final checkpoints differ after the learner was replaced"
+    );
+    let (ca, cb, cc) = rt.block_on(async {
+        (
+            common::contents(&a).await,
+            common::contents(&b).await,
+            common::contents(&c).await,
+        )
+    });
     let keys = |c: &[(String, Vec<u8>)]| c.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
-    assert_eq!(keys(&ca), keys(&cb));
-    for ((k, x), (_, y)) in ca.iter().zip(&cb) {
-        assert!(x == y, "{k} differs between the runs");
+    for (name, other) in [("B", &cb), ("C", &cc)] {
+        assert_eq!(keys(&ca), keys(other), "run {name}");
+        for ((k, x), (_, y)) in ca.iter().zip(other) {
+            assert!(x == y, "{k} differs between runs A and {name}");
+        }
     }
 
     // The local loop refuses to continue a Ray run, and says how to.

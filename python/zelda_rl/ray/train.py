@@ -21,7 +21,10 @@ A rollout actor that dies (node lost, OOM, preempted) is restarted by Ray; the d
 restores its environments from the learner's snapshot of them at the current update
 boundary and asks for the round again, so the run continues as if nothing happened (the
 Rust test ``crates/train/tests/distributed.rs`` checks that the result is bit-identical).
-A lost learner fails the job; the next RayJob (or a retry) resumes from the checkpoint.
+A learner that dies is replaced by a new one that continues from the run's latest
+checkpoint (or starts the run again if it has none yet); every rollout actor is put back
+to that checkpoint's environments and the updates since are done again, with the same
+result. Both kinds of loss are allowed ``--max-restarts`` times per job.
 """
 
 from __future__ import annotations
@@ -71,7 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--learner-gpus", type=float, default=None, help="GPUs for the learner (default: 1 with a tch-cuda backend)"
     )
     p.add_argument("--eval-concurrency", type=int, default=32, help="segments judged at once")
-    p.add_argument("--max-restarts", type=int, default=3, help="times a lost rollout actor is restarted")
+    p.add_argument(
+        "--max-restarts", type=int, default=3, help="times a lost rollout actor (per round) or the learner (per job) is replaced"
+    )
     p.add_argument("--address", default=None, help="Ray address (default: RAY_ADDRESS, else auto)")
     p.add_argument("--json", action="store_true", help="print one JSON line per update and per burst on stdout")
     return p
@@ -113,13 +118,18 @@ class RolloutActor:
     """A Ray actor around ``zelda_rl._core.RolloutWorker``."""
 
     def __init__(self, worker: int, spec: dict[str, Any]):
+        self.worker = worker
+        self.spec = spec
+        self.inner = self._build()
+
+    def _build(self) -> Any:
         from zelda_rl import _core
 
-        self.worker = worker
-        self.inner = _core.RolloutWorker(
+        spec = self.spec
+        return _core.RolloutWorker(
             spec["store"],
             spec["run"],
-            worker,
+            self.worker,
             spec["envs_per_worker"],
             spec["total_envs"],
             batch_size=spec["batch_size"],
@@ -136,6 +146,10 @@ class RolloutActor:
     def restore(self, snapshot: bytes | None) -> None:
         if snapshot is not None:
             self.inner.restore(snapshot)
+
+    def restart(self) -> None:
+        """Back to the run's first state (a new learner found no checkpoint to go back to)."""
+        self.inner = self._build()
 
     def collect(self, request: str, policy: bytes) -> tuple[str, bytes]:
         chunk = self.inner.collect(request, policy)
@@ -158,6 +172,7 @@ class LearnerActor:
             settings_toml=spec["settings_toml"],
             rom=_read(spec["rom"]),
             add_bursts=spec["bursts"] if spec["resume"] else None,
+            restart_to=spec.get("restart_to"),
             gateway=spec["gateway"],
             eval_concurrency=spec["eval_concurrency"],
             backend=spec["backend"],
@@ -182,6 +197,10 @@ class LearnerActor:
         return json.loads(self.inner.finish_burst())
 
 
+class LearnerLost(Exception):
+    """The learner actor died (not: its Rust code refused something)."""
+
+
 def log(msg: str, **fields: Any) -> None:
     extra = " ".join(f"{k}={v}" for k, v in fields.items())
     print(f"zelda-rl-ray: {msg} {extra}".rstrip(), file=sys.stderr, flush=True)
@@ -197,7 +216,10 @@ class Driver:
         gpus = args.learner_gpus
         if gpus is None:
             gpus = 1 if args.backend.startswith("tch-cuda") else 0
-        self.learner = ray.remote(num_cpus=args.learner_cpus, num_gpus=gpus)(LearnerActor).remote(spec)
+        # Not restarted by Ray: a new learner needs the job's target (`restart_to`), which
+        # the constructor arguments of the first one do not carry.
+        self.learner_class = ray.remote(num_cpus=args.learner_cpus, num_gpus=gpus, max_restarts=0)(LearnerActor)
+        self.learner = self.learner_class.remote(spec)
         actor = ray.remote(
             num_cpus=args.cpus_per_worker,
             max_restarts=args.max_restarts,
@@ -211,6 +233,42 @@ class Driver:
             for w in range(args.workers)
         ]
         self.restarts = 0
+        self.learner_restarts = 0
+        self.target: int | None = None
+
+    def _learner(self, method: str, *args: Any) -> Any:
+        """Calls the learner; its death is `LearnerLost`, its errors are raised as they are."""
+        ray = self.ray
+        try:
+            return ray.get(getattr(self.learner, method).remote(*args))
+        except ray.exceptions.RayActorError as e:
+            if getattr(e, "actor_init_failed", False):
+                raise  # the Rust constructor refused (settings, resume): not a loss
+            raise LearnerLost(str(e)) from e
+
+    def _learner_alive(self) -> bool:
+        try:
+            self._learner("status")
+            return True
+        except LearnerLost:
+            return False
+
+    def _restore(self, w: int) -> None:
+        """Puts actor `w`'s envs back to the learner's snapshot, waiting while Ray restarts it."""
+        ray = self.ray
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                ray.get(self.actors[w].restore.remote(self.learner.worker_snapshot.remote(w)))
+                return
+            except ray.exceptions.ActorUnavailableError as e:  # restarting: wait for it
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"rollout actor {w} did not come back in 120 s") from e
+                time.sleep(0.5)
+            except ray.exceptions.RayActorError as e:
+                if not self._learner_alive():
+                    raise LearnerLost(str(e)) from e
+                raise
 
     def _recover(self, w: int, request: str, policy: Any, error: Exception) -> Any:
         """Restores actor `w` from the learner's snapshot and asks for the round again."""
@@ -218,15 +276,7 @@ class Driver:
         for attempt in range(1, self.args.max_restarts + 1):
             self.restarts += 1
             log("rollout actor lost; restoring it from the learner's snapshot", worker=w, attempt=attempt, error=type(error).__name__)
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    ray.get(self.actors[w].restore.remote(self.learner.worker_snapshot.remote(w)))
-                    break
-                except ray.exceptions.ActorUnavailableError as e:  # restarting: wait for it
-                    if time.monotonic() > deadline:
-                        raise RuntimeError(f"rollout actor {w} did not come back in 120 s") from e
-                    time.sleep(0.5)
+            self._restore(w)
             meta, chunk = self.actors[w].collect.options(num_returns=2).remote(request, policy)
             try:
                 ray.get(meta)
@@ -234,6 +284,24 @@ class Driver:
             except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as e:
                 error = e
         raise RuntimeError(f"rollout actor {w} was lost {self.args.max_restarts + 1} times in one round") from error
+
+    def _replace_learner(self, error: LearnerLost) -> None:
+        """Starts a new learner from the latest checkpoint and puts every actor back to it."""
+        ray = self.ray
+        self.learner_restarts += 1
+        if self.learner_restarts > self.args.max_restarts:
+            raise RuntimeError(f"the learner was lost {self.learner_restarts} times in this job") from error
+        log("learner lost; a new one continues from the latest checkpoint", attempt=self.learner_restarts)
+        ray.kill(self.learner, no_restart=True)
+        self.learner = self.learner_class.remote({**self.spec, "restart_to": self.target})
+        status = self._learner("status")
+        fresh = ray.get(self.learner.worker_snapshot.remote(0)) is None
+        for w, a in enumerate(self.actors):
+            if fresh:  # no checkpoint yet: the run starts again
+                ray.get(a.restart.remote())
+            else:
+                self._restore(w)
+        log("learner replaced", burst=status["burst"], update=status["update"], from_start=fresh)
 
     def round(self, request: str) -> dict[str, Any]:
         ray = self.ray
@@ -243,14 +311,20 @@ class Driver:
         for w, (meta, chunk) in enumerate(calls):
             try:
                 ray.get(meta)  # small; the chunk itself goes straight to the learner
-            except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as e:
+            except ray.exceptions.RayError as e:
+                # The policy comes from the learner: if it died, every call fails.
+                if not self._learner_alive():
+                    raise LearnerLost(str(e)) from e
+                if not isinstance(e, ray.exceptions.RayActorError):
+                    raise
                 chunk = self._recover(w, request, policy, e)
             chunks.append(chunk)
-        return ray.get(self.learner.update.remote(*chunks))
+        return self._learner("update", *chunks)
 
     def run(self) -> int:
         ray = self.ray
-        status = ray.get(self.learner.status.remote())
+        status = self._learner("status")
+        self.target = status["target_bursts"]
         if status["done"]:
             log("run already complete; nothing to do", run=self.spec["run"], bursts=status["burst"])
             return 0
@@ -266,15 +340,26 @@ class Driver:
             horizon=status["horizon"],
         )
         while True:
-            request = ray.get(self.learner.next_request.remote())
-            if request is None:
-                if ray.get(self.learner.status.remote())["done"]:
-                    return 0
-                summary = ray.get(self.learner.finish_burst.remote())
-                summary["rollout_actor_restarts"] = self.restarts
-                self.emit("burst", summary)
+            try:
+                request = self._learner("next_request")
+                if request is None:
+                    if self._learner("status")["done"]:
+                        return 0
+                    summary = self._learner("finish_burst")
+                    summary["rollout_actor_restarts"] = self.restarts
+                    summary["learner_restarts"] = self.learner_restarts
+                    self.emit("burst", summary)
+                    continue
+                report = self.round(request)
+            except LearnerLost as e:
+                lost: LearnerLost | None = e
+                while lost is not None:  # the new one may be lost too
+                    try:
+                        self._replace_learner(lost)
+                        lost = None
+                    except LearnerLost as again:
+                        lost = again
                 continue
-            report = self.round(request)
             self.emit("update", report)
 
     def emit(self, event: str, record: dict[str, Any]) -> None:
@@ -352,7 +437,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ray.init(address=address, namespace="zelda-rl", log_to_driver=True)
     try:
         return Driver(ray, args, spec).run()
-    except (ray.exceptions.RayTaskError, ray.exceptions.RayActorError) as e:
+    except (ray.exceptions.RayTaskError, ray.exceptions.RayActorError, LearnerLost, RuntimeError) as e:
         # The Rust error (bad settings, refused resume, store failure) is the message; Ray
         # wraps it in the remote traceback.
         print(f"error: {rust_error(str(e))}", file=sys.stderr)
