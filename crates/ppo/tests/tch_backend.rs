@@ -36,7 +36,7 @@ fn libtorch_cpu_matches_flex_closely_and_shares_checkpoints() {
 
     // A LibTorch checkpoint resumes on flex and acts identically up to float noise.
     let on_flex = Ppo::from_checkpoint(&tch.checkpoint_bytes(), Backend::Flex).unwrap();
-    let mut env = FrameBandit::new(3, 5);
+    let env = FrameBandit::new(3, 5);
     let mut frames = vec![0u8; 3 * STACK * H * W];
     let mut feats = vec![0f32; 3 * FEATURES];
     env.obs(&mut frames, &mut feats);

@@ -50,17 +50,35 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 
 /// Builds the `zelda-rl` binary with the `bench` profile (fat LTO) and returns its path.
 pub fn build_cli() -> Result<PathBuf> {
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args([
-            "build",
-            "--quiet",
-            "--profile",
-            "bench",
-            "--package",
-            "zelda-rl",
-            "--bin",
-            "zelda-rl",
-        ])
+    build_cli_with(None)
+}
+
+/// [`build_cli`], with the `tch` feature linked against the libtorch of the `torch`
+/// package of `torch_python` when given (torch-sys's `LIBTORCH_USE_PYTORCH`).
+pub fn build_cli_with(torch_python: Option<&std::path::Path>) -> Result<PathBuf> {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.args([
+        "build",
+        "--quiet",
+        "--profile",
+        "bench",
+        "--package",
+        "zelda-rl",
+        "--bin",
+        "zelda-rl",
+    ]);
+    if let Some(py) = torch_python {
+        // torch-sys runs `python` from PATH to find the torch package.
+        let dir = py.parent().context("--anchor-python has no folder")?;
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let path = std::env::join_paths(
+            std::iter::once(dir.to_path_buf()).chain(std::env::split_paths(&path)),
+        )?;
+        cmd.args(["--features", "tch"])
+            .env("LIBTORCH_USE_PYTORCH", "1")
+            .env("PATH", path);
+    }
+    let status = cmd
         .current_dir(crate::repo_root())
         .status()
         .context("running cargo build")?;
@@ -69,6 +87,26 @@ pub fn build_cli() -> Result<PathBuf> {
     }
     // Cargo's built-in `bench` profile writes to the `release` folder.
     Ok(target_dir()?.join("release/zelda-rl"))
+}
+
+/// The folder of the libtorch libraries in `torch_python`'s torch package (a binary built
+/// by [`build_cli_with`] loads them from there: torch-sys sets no rpath).
+pub fn torch_lib(torch_python: &std::path::Path) -> Result<PathBuf> {
+    let out = Command::new(torch_python)
+        .args([
+            "-c",
+            "import os, torch; print(os.path.join(os.path.dirname(torch.__file__), 'lib'))",
+        ])
+        .output()
+        .with_context(|| format!("running {}", torch_python.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{} cannot import torch: {}",
+            torch_python.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
 }
 
 /// The workspace's target directory (honours CARGO_TARGET_DIR).

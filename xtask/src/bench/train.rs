@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-use super::{build_cli, print_row, python, run_json};
+use super::{build_cli_with, print_row, python, run_json, torch_lib};
 
 /// Options of `cargo xtask bench train`.
 #[derive(Debug, clap::Args)]
@@ -28,21 +28,32 @@ pub struct Args {
     /// venv, which does not have torch; see tests/reference/bench_train_sb3.py).
     #[arg(long)]
     anchor_python: Option<PathBuf>,
+    /// zelda-rl's learner backend: flex, or tch-cpu (builds zelda-rl with the `tch`
+    /// feature against the torch of --anchor-python).
+    #[arg(long, default_value = "flex")]
+    backend: String,
 }
 
 pub fn run(args: &Args) -> Result<()> {
     let root = crate::repo_root();
     let rom = root.join("cartridges/mini-zelda/mini-zelda.gb");
-    let cli = build_cli()?;
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    println!(
-        "bench train: mini-zelda, {} envs, batch {}, 4 minibatches, 3 epochs, frame skip 24; {cores} cores",
-        args.envs, args.batch_size
-    );
     let anchor_python = match &args.anchor_python {
         Some(p) => p.clone(),
         None => python()?,
     };
+    let (cli, torch_lib) = match args.backend.as_str() {
+        "flex" => (build_cli_with(None)?, None),
+        "tch-cpu" => (
+            build_cli_with(Some(&anchor_python))?,
+            Some(torch_lib(&anchor_python)?),
+        ),
+        other => anyhow::bail!("--backend {other}: expected flex or tch-cpu"),
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "bench train: mini-zelda, {} envs, batch {}, 4 minibatches, 3 epochs, frame skip 24, learner {}; {cores} cores",
+        args.envs, args.batch_size, args.backend
+    );
     let anchor = run_json(
         std::process::Command::new(&anchor_python)
             .arg(root.join("tests/reference/bench_train_sb3.py"))
@@ -67,25 +78,29 @@ pub fn run(args: &Args) -> Result<()> {
         &cfg,
         "[ppo]\nnum_minibatches = 4\nupdate_epochs = 3\n[reward_model]\nenabled = false\n",
     )?;
+    let mut ours = std::process::Command::new(&cli);
+    if let Some(lib) = &torch_lib {
+        ours.env("LD_LIBRARY_PATH", lib);
+    }
     let out = run_json(
-        std::process::Command::new(&cli)
-            .args([
-                "train",
-                "--log",
-                "warn",
-                "--log-format",
-                "json",
-                "--json",
-                "--offline",
-            ])
-            .arg("--store")
-            .arg(tmp.join("runs"))
-            .arg("--config")
-            .arg(&cfg)
-            .args(["--run", "bench", "--bursts", "1"])
-            .args(["--envs", &args.envs.to_string()])
-            .args(["--batch-size", &args.batch_size.to_string()])
-            .args(["--steps", &args.steps.to_string()]),
+        ours.args([
+            "train",
+            "--log",
+            "warn",
+            "--log-format",
+            "json",
+            "--json",
+            "--offline",
+        ])
+        .arg("--store")
+        .arg(tmp.join("runs"))
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--run", "bench", "--bursts", "1"])
+        .args(["--backend", &args.backend])
+        .args(["--envs", &args.envs.to_string()])
+        .args(["--batch-size", &args.batch_size.to_string()])
+        .args(["--steps", &args.steps.to_string()]),
     );
     let _ = std::fs::remove_dir_all(&tmp);
     let ours = out.context("zelda-rl train")?;
@@ -95,7 +110,10 @@ pub fn run(args: &Args) -> Result<()> {
     let ratio = sps / sb3;
     print_row(&["measurement", "zelda-rl", "anchor", "ratio (target)"]);
     print_row(&[
-        "train env steps/s (rollouts + PPO updates)",
+        &format!(
+            "train env steps/s (rollouts + PPO updates, {})",
+            args.backend
+        ),
         &format!("{sps:.0}"),
         &format!(
             "{sb3:.1} (SB3 {} + PyBoy)",
