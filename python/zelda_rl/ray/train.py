@@ -322,14 +322,13 @@ class Driver:
         return self._learner("update", *chunks)
 
     def run(self) -> int:
-        ray = self.ray
         status = self._learner("status")
         self.target = status["target_bursts"]
         if status["done"]:
             log("run already complete; nothing to do", run=self.spec["run"], bursts=status["burst"])
             return 0
-        for w, a in enumerate(self.actors):
-            ray.get(a.restore.remote(self.learner.worker_snapshot.remote(w)))
+        for w in range(len(self.actors)):
+            self._restore(w)
         log(
             "training",
             run=self.spec["run"],
