@@ -21,6 +21,24 @@ __version__ = "0.1.0"
 __all__ = ["ZeldaEnv", "ZeldaVectorEnv", "register_envs"]
 
 
+def _core_module() -> Any:
+    """The compiled extension ``zelda_rl._core``.
+
+    A wheel built with the LibTorch learner (``--features tch``) links libtorch without a
+    search path of its own: the ``torch`` package's copy, once imported, satisfies it, so
+    it is imported first when the plain import cannot find libtorch.
+    """
+    try:
+        from zelda_rl import _core
+    except ImportError as e:
+        if "libtorch" not in str(e) and "libc10" not in str(e):
+            raise
+        import torch  # noqa: F401
+
+        from zelda_rl import _core
+    return _core
+
+
 def register_envs() -> None:
     """Registers the ZeldaRL ids with Gymnasium (idempotent; entry points load lazily)."""
     import gymnasium

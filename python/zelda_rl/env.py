@@ -22,7 +22,9 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from zelda_rl import _core
+from zelda_rl import _core_module
+
+_core = _core_module()
 
 #: The Game Boy runs at 4194304 / 70224 frames per second.
 GB_FPS = 4194304 / 70224

@@ -124,6 +124,7 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=4096, help="measured env steps (all envs)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cpu", help="torch device of the PPO update (cpu, cuda)")
     args = ap.parse_args()
 
     import torch
@@ -140,7 +141,7 @@ def main() -> int:
     model = PPO(
         "MultiInputPolicy", venv, n_steps=n_steps, batch_size=args.batch_size // args.minibatches,
         n_epochs=args.epochs, learning_rate=2.5e-4, gamma=0.995, ent_coef=0.01, seed=args.seed,
-        device="cpu", verbose=0,
+        device=args.device, verbose=0,
     )
     # Warm-up: one update (process start, first allocations).
     model.learn(total_timesteps=args.batch_size, reset_num_timesteps=True)
@@ -152,6 +153,7 @@ def main() -> int:
     print(json.dumps({
         "env_steps": done, "wall_seconds": wall, "steps_per_second": done / wall,
         "envs": args.envs, "batch_size": args.batch_size, "torch": torch.__version__,
+        "device": str(model.device),
     }))
     return 0
 

@@ -36,8 +36,12 @@ fn main() -> anyhow::Result<()> {
 
 /// The repository root (the parent of `xtask/`).
 pub fn repo_root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+    let built = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
-        .expect("xtask lives one level below the repository root")
-        .to_path_buf()
+        .expect("xtask lives one level below the repository root");
+    if built.join("xtask").is_dir() {
+        return built.to_path_buf();
+    }
+    // A copied xtask binary (a GPU box without a toolchain) runs from a checkout elsewhere.
+    std::env::current_dir().expect("the current directory is readable")
 }

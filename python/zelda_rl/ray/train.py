@@ -123,7 +123,9 @@ class RolloutActor:
         self.inner = self._build()
 
     def _build(self) -> Any:
-        from zelda_rl import _core
+        from zelda_rl import _core_module
+
+        _core = _core_module()
 
         spec = self.spec
         return _core.RolloutWorker(
@@ -160,7 +162,9 @@ class LearnerActor:
     """A Ray actor around ``zelda_rl._core.Learner``."""
 
     def __init__(self, spec: dict[str, Any]):
-        from zelda_rl import _core
+        from zelda_rl import _core_module
+
+        _core = _core_module()
 
         self.inner = _core.Learner(
             spec["store"],

@@ -28,10 +28,19 @@ pub struct Args {
     /// venv, which does not have torch; see tests/reference/bench_train_sb3.py).
     #[arg(long)]
     anchor_python: Option<PathBuf>,
-    /// zelda-rl's learner backend: flex, or tch-cpu (builds zelda-rl with the `tch`
-    /// feature against the torch of --anchor-python).
+    /// zelda-rl's learner backend: flex, tch-cpu or tch-cuda[:N] (the tch ones build
+    /// zelda-rl with the `tch` feature against the torch of --anchor-python and run it
+    /// with that torch's libraries).
     #[arg(long, default_value = "flex")]
     backend: String,
+    /// Torch device of the anchor's PPO update (cpu, cuda). PokemonRedExperiments
+    /// trains on the GPU where it has one; compare like with like.
+    #[arg(long, default_value = "cpu")]
+    anchor_device: String,
+    /// A zelda-rl binary built beforehand (for a machine without a Rust toolchain, such
+    /// as a GPU box): no build; it must have the `tch` feature for a tch backend.
+    #[arg(long)]
+    cli: Option<PathBuf>,
 }
 
 pub fn run(args: &Args) -> Result<()> {
@@ -41,18 +50,24 @@ pub fn run(args: &Args) -> Result<()> {
         Some(p) => p.clone(),
         None => python()?,
     };
-    let (cli, torch_lib) = match args.backend.as_str() {
-        "flex" => (build_cli_with(None)?, None),
-        "tch-cpu" => (
-            build_cli_with(Some(&anchor_python))?,
-            Some(torch_lib(&anchor_python)?),
-        ),
-        other => anyhow::bail!("--backend {other}: expected flex or tch-cpu"),
+    let libtorch = match args.backend.as_str() {
+        "flex" => false,
+        "tch-cpu" | "tch-cuda" => true,
+        other if other.starts_with("tch-cuda:") => true,
+        other => anyhow::bail!("--backend {other}: expected flex, tch-cpu or tch-cuda[:N]"),
+    };
+    let cli = match &args.cli {
+        Some(cli) => cli.clone(),
+        None => build_cli_with(libtorch.then_some(anchor_python.as_path()))?,
+    };
+    let torch_lib = match libtorch {
+        true => Some(torch_lib(&anchor_python)?),
+        false => None,
     };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
-        "bench train: mini-zelda, {} envs, batch {}, 4 minibatches, 3 epochs, frame skip 24, learner {}; {cores} cores",
-        args.envs, args.batch_size, args.backend
+        "bench train: mini-zelda, {} envs, batch {}, 4 minibatches, 3 epochs, frame skip 24, learner {} (anchor {}); {cores} cores",
+        args.envs, args.batch_size, args.backend, args.anchor_device
     );
     let anchor = run_json(
         std::process::Command::new(&anchor_python)
@@ -62,7 +77,8 @@ pub fn run(args: &Args) -> Result<()> {
             .args(["--envs", &args.envs.to_string()])
             .args(["--batch-size", &args.batch_size.to_string()])
             .args(["--steps", &args.anchor_steps.to_string()])
-            .args(["--threads", &cores.to_string()]),
+            .args(["--threads", &cores.to_string()])
+            .args(["--device", &args.anchor_device]),
     )
     .context("SB3 + PyBoy anchor (needs stable-baselines3 and torch: --anchor-python)")?;
     let sb3 = anchor["steps_per_second"]
@@ -116,8 +132,9 @@ pub fn run(args: &Args) -> Result<()> {
         ),
         &format!("{sps:.0}"),
         &format!(
-            "{sb3:.1} (SB3 {} + PyBoy)",
-            anchor["torch"].as_str().unwrap_or("?")
+            "{sb3:.1} (SB3 {} {} + PyBoy)",
+            anchor["torch"].as_str().unwrap_or("?"),
+            anchor["device"].as_str().unwrap_or("?")
         ),
         &format!("{ratio:.1}x (>= 5x)"),
     ]);
