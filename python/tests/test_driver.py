@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import threading
+import urllib.request
 import time
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "python"))
 
-from zelda_rl.ray.train import build_parser, effective_batch, job_spec  # noqa: E402
+from zelda_rl.ray.train import MetricsExporter, build_parser, effective_batch, job_spec  # noqa: E402
 
 ENTRYPOINT = (
     "--workers 30 --envs-per-worker 6 --batch-size 32768 --store s3://zelda/runs "
@@ -71,6 +72,14 @@ def test_bad_command_lines_are_refused_before_the_cluster(capsys, tmp_path):
         job_spec(build_parser().parse_args(base + ["--rom", "/nowhere.gb"]))
     with pytest.raises(SystemExit, match="must be at least 1"):
         job_spec(build_parser().parse_args(base[:1] + ["0"] + base[2:]))
+    with pytest.raises(SystemExit, match="--metrics-addr 9108: expected HOST:PORT"):
+        MetricsExporter("9108")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(SystemExit, match=f"--metrics-addr 127.0.0.1:{port}: Address already in use"):
+            MetricsExporter(f"127.0.0.1:{port}")
 
 
 @pytest.fixture(scope="module")
@@ -98,9 +107,10 @@ def driver(address: str, store: Path, run: str, cfg: Path, *extra: str) -> list[
     ]
 
 
-def run_job(cmd: list[str], kills: list[tuple[int, str]] = ()):
+def run_job(cmd: list[str], kills: list[tuple[int, str]] = (), on_event=None):
     """Runs one driver job; `kills` SIGKILLs the process of an actor of that class once
-    that many update events have been printed. Returns (returncode, events, stderr)."""
+    that many update events have been printed; `on_event` sees each event as it comes.
+    Returns (returncode, events, stderr)."""
     proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     err: list[str] = []
     reader = threading.Thread(target=lambda: err.extend(proc.stderr), daemon=True)
@@ -109,6 +119,8 @@ def run_job(cmd: list[str], kills: list[tuple[int, str]] = ()):
     for line in proc.stdout:
         if line.startswith("{"):
             events.append(json.loads(line))
+            if on_event is not None:
+                on_event(events[-1])
         updates = sum(e["event"] == "update" for e in events)
         while pending and updates >= pending[0][0]:
             killed.append(kill_actor(pending.pop(0)[1]))
@@ -116,6 +128,23 @@ def run_job(cmd: list[str], kills: list[tuple[int, str]] = ()):
     reader.join(timeout=30)
     assert not pending and all(killed), f"not killed: {pending}, pids {killed}"
     return rc, events, "".join(err)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def samples(text: str) -> dict[str, float]:
+    """The samples of an OpenMetrics exposition, keyed by name{labels}."""
+    assert text.endswith("# EOF\n"), text[-200:]
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, value = line.rsplit(" ", 1)
+            out[key] = float(value)
+    return out
 
 
 def kill_actor(actor_class: str) -> int | None:
@@ -165,9 +194,19 @@ def test_bursts_on_a_real_cluster_survive_a_killed_rollout_actor(cluster, tmp_pa
     cfg = tmp_path / "small.toml"
     cfg.write_text(SMALL)
 
-    # A: two bursts in one job, undisturbed.
+    # A: two bursts in one job, undisturbed, its /metrics scraped after each burst.
     a = tmp_path / "a"
-    rc, events, err = run_job(driver(cluster, a, "r", cfg, "--bursts", "2"))
+    port = free_port()
+    scraped: list[dict[str, float]] = []
+
+    def scrape(event: dict[str, Any]) -> None:
+        if event["event"] == "burst":
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+                assert r.headers["Content-Type"].startswith("application/openmetrics-text")
+                scraped.append(samples(r.read().decode()))
+
+    metrics = ("--metrics-addr", f"127.0.0.1:{port}", "--metrics-linger", "5")
+    rc, events, err = run_job(driver(cluster, a, "r", cfg, "--bursts", "2", *metrics), on_event=scrape)
     assert rc == 0, err[-4000:]
     bursts = [e for e in events if e["event"] == "burst"]
     assert [b["burst"] for b in bursts] == [0, 1]
@@ -175,6 +214,17 @@ def test_bursts_on_a_real_cluster_survive_a_killed_rollout_actor(cluster, tmp_pa
     assert bursts[1]["reward_model"] == "r/reward-models/b0001.rm"
     # TensorBoard scalars, as zelda-rl train writes them.
     assert list((a / "r" / "tensorboard").glob("events.out.tfevents.*")), "no TensorBoard events"
+    # Prometheus metrics of the whole job, from the learner's counts of every chunk.
+    assert [m["zelda_rl_env_steps_total"] for m in scraped] == [320, 640]
+    assert [m["zelda_rl_learner_updates_total"] for m in scraped] == [10, 20]
+    assert [m["zelda_rl_segments_written_total"] for m in scraped] == [
+        sum(b["segments_written"] for b in bursts[: i + 1]) for i in range(2)
+    ]
+    last = scraped[-1]
+    assert last["zelda_rl_rooms_visited"] >= 1
+    assert last['zelda_rl_evaluator_segments_total{outcome="ok"}'] > 0
+    assert sum(v for k, v in last.items() if k.startswith("zelda_rl_reward_total{")) > 0
+    assert last["zelda_rl_ray_rollout_actor_restarts_total"] == 0 == last["zelda_rl_ray_learner_restarts_total"]
 
     # B: one job per burst, as the RayJob runs it. In the first, the learner dies before
     # the first checkpoint (the run starts again), a rollout actor dies, then the learner

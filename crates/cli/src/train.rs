@@ -161,18 +161,7 @@ impl Observer for Watch {
     }
 
     fn on_update(&mut self, r: &UpdateReport) {
-        let s = &r.stats;
-        self.live.metrics.learner_update(&telemetry::LearnerStats {
-            policy_loss: s.policy_loss,
-            value_loss: s.value_loss,
-            entropy: s.entropy,
-            approx_kl: s.approx_kl,
-            clip_fraction: s.clip_fraction,
-            explained_variance: s.explained_variance,
-            grad_norm: s.grad_norm,
-            learning_rate: s.learning_rate,
-            duration_seconds: r.update_seconds,
-        });
+        self.live.metrics.learner_update(&r.learner_stats());
         self.events.record(r.env_steps as i64, &r.scalars());
         self.bar.set_message(format!(
             "burst {} update {}/{} reward {:.4} entropy {:.3}",
@@ -180,27 +169,13 @@ impl Observer for Watch {
             r.update + 1,
             r.updates,
             r.mean_reward,
-            s.entropy
+            r.stats.entropy
         ));
     }
 
     fn on_burst(&mut self, b: &BurstSummary) {
         self.events.record(i64::from(b.burst + 1), &b.scalars());
-        // Segment bytes are not known here (the exporter owns them); the count is.
-        self.live.metrics.segments_written(b.segments_written, 0);
-        if let Some(e) = &b.evaluation {
-            for (outcome, n) in [
-                ("ok", e.ok),
-                ("partial", e.partial),
-                ("failed", e.failed),
-                ("invalid_segment", e.invalid),
-                ("skipped", e.skipped),
-            ] {
-                for _ in 0..n {
-                    self.live.metrics.evaluator_segment(outcome);
-                }
-            }
-        }
+        b.record_metrics(&self.live.metrics);
         if self.json {
             match serde_json::to_string(b) {
                 Ok(line) => println!("{line}"),
@@ -247,13 +222,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         .transpose()
         .context("serving metrics")?;
     // The evaluations' judge calls land in the same registry as the loop's metrics.
-    let judge_metrics = metrics.clone();
-    let judge_sink: evaluator::JudgeSink = Arc::new(move |call: &evaluator::JudgeCall<'_>| {
-        judge_metrics.judge_call(call.route, call.seconds, call.error.map_or(Ok(()), Err));
-        if let Some((prompt, completion)) = call.tokens {
-            judge_metrics.judge_tokens(call.route, prompt, completion);
-        }
-    });
+    let judge_sink = train::trainer::judge_metrics(metrics.clone());
     let live = Live::new(
         metrics,
         args.hud.as_deref(),

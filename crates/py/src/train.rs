@@ -231,6 +231,12 @@ impl Learner {
         Ok(serde_json::to_string(&report).expect("JSON"))
     }
 
+    /// The job's Prometheus metrics (OpenMetrics text, the families of
+    /// `zelda-rl train --metrics-addr`), counted since this learner started.
+    fn metrics_text(&self) -> String {
+        self.inner.metrics().encode()
+    }
+
     /// Ends the burst (evaluation, reward model, checkpoint); returns its summary as JSON.
     fn finish_burst(&mut self, py: Python<'_>) -> PyResult<String> {
         let summary = py

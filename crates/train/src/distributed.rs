@@ -32,7 +32,8 @@ use crate::trainer::{BurstSummary, UpdateReport, train_config};
 use crate::{Settings, TrainError};
 
 const CHUNK_MAGIC: &[u8; 8] = b"ZRLCHNK\0";
-const CHUNK_VERSION: u32 = 1;
+// 2: rooms entered and per-component reward sums (for the learner's metrics).
+const CHUNK_VERSION: u32 = 2;
 
 /// What a worker is asked to do in one round.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -104,6 +105,10 @@ pub struct Chunk {
     pub episodes: Vec<EpisodeRecord>,
     /// Segments written.
     pub segments: u64,
+    /// Rooms the envs were in during the round (each once, in first-seen order).
+    pub rooms: Vec<zelda::RoomKey>,
+    /// Per reward component: the positive and the negative step rewards, summed apart.
+    pub reward_parts: Vec<(f64, f64)>,
     /// Seconds the worker spent on the round.
     pub seconds: f64,
     /// The worker's env snapshot after the round (the next update boundary).
@@ -287,9 +292,12 @@ impl RolloutWorker {
             learned_sum: 0.0,
             episodes: Vec::new(),
             segments: 0,
+            rooms: Vec::new(),
+            reward_parts: vec![(0.0, 0.0); zelda::reward::COMPONENTS],
             seconds: 0.0,
             snapshot: Vec::new(),
         };
+        let mut rooms = std::collections::HashSet::new();
         let round = ppo::mix_seed(
             self.settings.train.seed,
             0xAC7_0000 + u64::from(self.worker),
@@ -314,6 +322,23 @@ impl RolloutWorker {
             chunk.values.extend_from_slice(rec.values);
             chunk.rewards.extend_from_slice(rec.rewards);
             chunk.ends.extend(rec.ends.iter().map(|&e| End::from(e)));
+            for i in 0..n {
+                let room = self.envs.state(i).room;
+                if rooms.insert(room) {
+                    chunk.rooms.push(room);
+                }
+                for (part, &c) in chunk
+                    .reward_parts
+                    .iter_mut()
+                    .zip(self.envs.reward_components(i))
+                {
+                    if c > 0.0 {
+                        part.0 += f64::from(c);
+                    } else {
+                        part.1 += f64::from(c);
+                    }
+                }
+            }
             for seg in self.envs.take_segments() {
                 chunk.segments += 1;
                 exporter.submit(seg)?;
@@ -408,6 +433,7 @@ pub struct Learner {
     stats: BurstStats,
     round_start: Instant,
     scalars: Option<telemetry::Scalars>,
+    metrics: telemetry::Metrics,
 }
 
 impl Learner {
@@ -504,7 +530,15 @@ impl Learner {
             stats: BurstStats::default(),
             round_start: Instant::now(),
             scalars,
+            metrics: telemetry::Metrics::new(),
         })
+    }
+
+    /// The job's Prometheus metrics as `zelda-rl train --metrics-addr` exposes them: env
+    /// steps, episodes, rooms and rewards from every worker's chunks, the PPO updates,
+    /// segments, evaluation outcomes and judge calls (counted from this learner's start).
+    pub fn metrics(&self) -> &telemetry::Metrics {
+        &self.metrics
     }
 
     /// Where the run stands.
@@ -670,11 +704,26 @@ impl Learner {
         self.stats.steps += steps;
         self.stats.seconds += secs;
         let (mut reward_sum, mut learned_sum) = (0.0, 0.0);
+        let m = &self.metrics;
+        m.env_steps(steps);
         for c in chunks {
             self.stats.segments += c.segments;
             c.episodes.iter().for_each(|ep| self.stats.add(ep));
             reward_sum += c.reward_sum;
             learned_sum += c.learned_sum;
+            for ep in &c.episodes {
+                m.episode_finished(
+                    f64::from(ep.ret),
+                    u64::from(ep.length),
+                    u64::from(ep.rooms),
+                    ep.terminated,
+                );
+            }
+            c.rooms.iter().for_each(|&room| m.room_entered(room));
+            for (name, &(pos, neg)) in zelda::RewardConfig::NAMES.iter().zip(&c.reward_parts) {
+                m.reward_component(name, pos);
+                m.reward_component(name, neg);
+            }
         }
         self.snapshots = Some(chunks.iter().map(|c| c.snapshot.clone()).collect());
         let updates = self.settings.updates_per_burst();
@@ -700,6 +749,7 @@ impl Learner {
             stats,
         };
         report.log();
+        self.metrics.learner_update(&report.learner_stats());
         if let Some(s) = &mut self.scalars {
             s.record(report.env_steps as i64, &report.scalars());
         }
@@ -736,7 +786,7 @@ impl Learner {
             eval_concurrency: self.eval_concurrency,
             progress,
             backend: self.backend,
-            judge_sink: None,
+            judge_sink: Some(crate::trainer::judge_metrics(self.metrics.clone())),
         };
         if let Some(model) = runstate::end_burst(
             &self.rt,
@@ -748,6 +798,7 @@ impl Learner {
         )? {
             self.reward_model = Some(model.key);
         }
+        summary.record_metrics(&self.metrics);
         if let Some(s) = &mut self.scalars {
             s.record(i64::from(self.burst + 1), &summary.scalars());
         }

@@ -257,6 +257,8 @@ pub struct EpisodeRecord {
     pub instruments: u32,
     /// Per reward component sums.
     pub components: [f32; zelda::reward::COMPONENTS],
+    /// Ended inside the game (not by the step limit).
+    pub terminated: bool,
 }
 
 impl From<&rollout::EpisodeStats> for EpisodeRecord {
@@ -267,6 +269,7 @@ impl From<&rollout::EpisodeStats> for EpisodeRecord {
             rooms: ep.rooms,
             instruments: ep.instruments,
             components: ep.components,
+            terminated: ep.terminated,
         }
     }
 }

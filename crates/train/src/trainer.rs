@@ -74,6 +74,22 @@ pub struct UpdateReport {
 }
 
 impl UpdateReport {
+    /// The update as the learner's Prometheus metrics take it.
+    pub fn learner_stats(&self) -> telemetry::LearnerStats {
+        let s = &self.stats;
+        telemetry::LearnerStats {
+            policy_loss: s.policy_loss,
+            value_loss: s.value_loss,
+            entropy: s.entropy,
+            approx_kl: s.approx_kl,
+            clip_fraction: s.clip_fraction,
+            explained_variance: s.explained_variance,
+            grad_norm: s.grad_norm,
+            learning_rate: s.learning_rate,
+            duration_seconds: self.update_seconds,
+        }
+    }
+
     /// The update's TensorBoard scalars (step: env steps so far).
     pub fn scalars(&self) -> Vec<(&'static str, f32)> {
         let s = &self.stats;
@@ -150,6 +166,25 @@ pub struct BurstSummary {
 }
 
 impl BurstSummary {
+    /// Counts the burst's segments and its evaluation's outcomes in `metrics` (segment
+    /// bytes are the exporters' to count).
+    pub fn record_metrics(&self, metrics: &telemetry::Metrics) {
+        metrics.segments_written(self.segments_written, 0);
+        if let Some(e) = &self.evaluation {
+            for (outcome, n) in [
+                ("ok", e.ok),
+                ("partial", e.partial),
+                ("failed", e.failed),
+                ("invalid_segment", e.invalid),
+                ("skipped", e.skipped),
+            ] {
+                for _ in 0..n {
+                    metrics.evaluator_segment(outcome);
+                }
+            }
+        }
+    }
+
     /// The burst's TensorBoard scalars (step: bursts done, this one included).
     pub fn scalars(&self) -> Vec<(&'static str, f32)> {
         let mut v = vec![
@@ -447,4 +482,15 @@ pub fn run(opts: TrainOptions, observer: &mut dyn Observer) -> Result<Outcome, T
     }
     observer.on_end(&envs);
     Ok(Outcome::Finished(completed))
+}
+
+/// A judge-call sink that counts every evaluation's judge calls (latency, errors, tokens)
+/// in `metrics`, the registry the training loop's own metrics are in.
+pub fn judge_metrics(metrics: telemetry::Metrics) -> evaluator::JudgeSink {
+    std::sync::Arc::new(move |call: &evaluator::JudgeCall<'_>| {
+        metrics.judge_call(call.route, call.seconds, call.error.map_or(Ok(()), Err));
+        if let Some((prompt, completion)) = call.tokens {
+            metrics.judge_tokens(call.route, prompt, completion);
+        }
+    })
 }

@@ -151,6 +151,29 @@ fn lost_worker_and_restarted_learner_change_nothing() {
         bursts[1].reward_model.is_some(),
         "burst 1 trains a reward model"
     );
+    // The job's Prometheus metrics (what the Ray driver serves) count every chunk.
+    let metrics = la.metrics().encode();
+    let sample = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in\n{metrics}"))
+    };
+    assert_eq!(sample("zelda_rl_env_steps_total"), 192.0);
+    assert_eq!(
+        sample("zelda_rl_learner_updates_total") as u64,
+        la.status().updates_per_burst * 2
+    );
+    let segments: u64 = bursts.iter().map(|b| b.segments_written).sum();
+    assert_eq!(sample("zelda_rl_segments_written_total"), segments as f64);
+    assert!(sample("zelda_rl_rooms_visited") >= 1.0);
+    assert!(sample("zelda_rl_evaluator_segments_total{outcome=\"ok\"}") > 0.0);
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("zelda_rl_reward_total{")),
+        "no reward counts in\n{metrics}"
+    );
 
     // B: worker 1 is lost in burst 0's second round; the whole job (learner and workers)
     // is lost after four updates (in burst 1) and a new job resumes the run.

@@ -30,9 +30,11 @@ result. Both kinds of loss are allowed ``--max-restarts`` times per job.
 from __future__ import annotations
 
 import argparse
+import http.server
 import json
 import os
 import sys
+import threading
 import time
 import tomllib
 from pathlib import Path
@@ -79,6 +81,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--address", default=None, help="Ray address (default: RAY_ADDRESS, else auto)")
     p.add_argument("--json", action="store_true", help="print one JSON line per update and per burst on stdout")
+    p.add_argument(
+        "--metrics-addr",
+        default=None,
+        help="serve the job's Prometheus metrics on HOST:PORT (/metrics), as zelda-rl train --metrics-addr",
+    )
+    p.add_argument(
+        "--metrics-linger",
+        type=float,
+        default=0.0,
+        help="seconds /metrics stays up after the job ends, so the last scrape sees its final counts",
+    )
     return p
 
 
@@ -200,6 +213,71 @@ class LearnerActor:
     def finish_burst(self) -> dict[str, Any]:
         return json.loads(self.inner.finish_burst())
 
+    def metrics_text(self) -> str:
+        return self.inner.metrics_text()
+
+
+OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+
+
+class MetricsExporter:
+    """Serves ``/metrics`` for the job from the driver (on the Ray head, where the RayJob
+    runs it): the learner's registry, fetched after every update and burst so that a
+    scrape never waits on the learner, plus the driver's own restart counters."""
+
+    def __init__(self, addr: str):
+        host, sep, port = addr.rpartition(":")
+        if not sep or not port.isdigit():
+            raise SystemExit(f"error: --metrics-addr {addr}: expected HOST:PORT")
+        self._learner_text = "# EOF\n"
+        self._driver = {"rollout_actor_restarts": 0, "learner_restarts": 0}
+        self._lock = threading.Lock()
+        exporter = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                if self.path.split("?", 1)[0] != "/metrics":
+                    self.send_error(404, "zelda-rl metrics: GET /metrics")
+                    return
+                body = exporter.text().encode()
+                self.send_response(200)
+                self.send_header("Content-Type", OPENMETRICS)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        try:
+            self.server = http.server.ThreadingHTTPServer((host.strip("[]") or "0.0.0.0", int(port)), Handler)
+        except OSError as e:
+            raise SystemExit(f"error: --metrics-addr {addr}: {e.strerror}") from None
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, name="metrics", daemon=True).start()
+
+    def set(self, learner_text: str, rollout_actor_restarts: int, learner_restarts: int) -> None:
+        with self._lock:
+            self._learner_text = learner_text
+            self._driver = {"rollout_actor_restarts": rollout_actor_restarts, "learner_restarts": learner_restarts}
+
+    def text(self) -> str:
+        with self._lock:
+            learner, driver = self._learner_text, dict(self._driver)
+        own = "".join(
+            f"# HELP zelda_rl_ray_{name} {what}\n# TYPE zelda_rl_ray_{name} counter\nzelda_rl_ray_{name}_total {driver[name]}\n"
+            for name, what in (
+                ("rollout_actor_restarts", "Rollout actors restored after a loss in this job."),
+                ("learner_restarts", "Learners replaced after a loss in this job."),
+            )
+        )
+        body = learner[: -len("# EOF\n")] if learner.endswith("# EOF\n") else learner
+        return body + own + "# EOF\n"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
 
 class LearnerLost(Exception):
     """The learner actor died (not: its Rust code refused something)."""
@@ -213,7 +291,7 @@ def log(msg: str, **fields: Any) -> None:
 class Driver:
     """Runs the rounds: broadcast the policy, collect one chunk per actor, update."""
 
-    def __init__(self, ray: Any, args: argparse.Namespace, spec: dict[str, Any]):
+    def __init__(self, ray: Any, args: argparse.Namespace, spec: dict[str, Any], metrics: MetricsExporter | None = None):
         self.ray = ray
         self.args = args
         self.spec = spec
@@ -239,6 +317,12 @@ class Driver:
         self.restarts = 0
         self.learner_restarts = 0
         self.target: int | None = None
+        self.metrics = metrics
+
+    def refresh_metrics(self) -> None:
+        """Takes the learner's counts for `/metrics` (one small call per update)."""
+        if self.metrics is not None:
+            self.metrics.set(self._learner("metrics_text"), self.restarts, self.learner_restarts)
 
     def _learner(self, method: str, *args: Any) -> Any:
         """Calls the learner; its death is `LearnerLost`, its errors are raised as they are."""
@@ -351,9 +435,11 @@ class Driver:
                     summary = self._learner("finish_burst")
                     summary["rollout_actor_restarts"] = self.restarts
                     summary["learner_restarts"] = self.learner_restarts
+                    self.refresh_metrics()
                     self.emit("burst", summary)
                     continue
                 report = self.round(request)
+                self.refresh_metrics()
             except LearnerLost as e:
                 lost: LearnerLost | None = e
                 while lost is not None:  # the new one may be lost too
@@ -434,18 +520,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     spec = job_spec(args)
 
+    # Bound before Ray starts: a taken port fails the job at once.
+    metrics = MetricsExporter(args.metrics_addr) if args.metrics_addr else None
+
     import ray  # imported here so build_parser() works without Ray installed
 
     address = args.address or os.environ.get("RAY_ADDRESS") or "auto"
     ray.init(address=address, namespace="zelda-rl", log_to_driver=True)
     try:
-        return Driver(ray, args, spec).run()
+        return Driver(ray, args, spec, metrics).run()
     except (ray.exceptions.RayTaskError, ray.exceptions.RayActorError, LearnerLost, RuntimeError) as e:
         # The Rust error (bad settings, refused resume, store failure) is the message; Ray
         # wraps it in the remote traceback.
         print(f"error: {rust_error(str(e))}", file=sys.stderr)
         return 1
     finally:
+        if metrics is not None:
+            time.sleep(max(0.0, args.metrics_linger))
+            metrics.close()
         ray.shutdown()
 
 
