@@ -26,11 +26,19 @@ import zelda_rl  # noqa: E402
 
 _core = zelda_rl._core_module()
 BACKEND = "tch-cuda" if os.environ.get("ZELDA_RL_TEST_CUDA") else "tch-cpu"
+SMALL = (
+    "[train]\nsteps_per_burst = 192\n"
+    "[ppo]\nnum_minibatches = 2\nupdate_epochs = 1\n"
+    "[segments]\nsteps = 16\nkeyframe_interval = 8\n"
+    "[reward_model]\nenabled = false\n"
+)
 
 
 def _learner(store: str, run: str, backend: str):
     try:
-        return _core.Learner(store, run, [2, 2], batch_size=64, seed=3, bursts=1, backend=backend)
+        return _core.Learner(
+            store, run, [2, 2], batch_size=64, seed=3, bursts=1, settings_toml=SMALL, backend=backend
+        )
     except Exception as e:  # the error type is the train error's; the message says why
         if "needs the `tch` cargo feature" in str(e):
             pytest.skip(f"extension built without the tch feature: {e}")
@@ -40,7 +48,7 @@ def _learner(store: str, run: str, backend: str):
 def _burst(tmp_path: Path, backend: str) -> tuple[dict, bytes, int]:
     store = str(tmp_path / backend)
     learner = _learner(store, "r", backend)
-    workers = [_core.RolloutWorker(store, "r", w, 2, 4, batch_size=64, seed=3) for w in range(2)]
+    workers = [_core.RolloutWorker(store, "r", w, 2, 4, batch_size=64, seed=3, settings_toml=SMALL) for w in range(2)]
     updates = 0
     while (request := learner.next_request()) is not None:
         policy = learner.policy_bytes()

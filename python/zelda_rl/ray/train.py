@@ -383,7 +383,8 @@ class Driver:
         ray.kill(self.learner, no_restart=True)
         self.learner = self.learner_class.remote({**self.spec, "restart_to": self.target})
         status = self._learner("status")
-        fresh = ray.get(self.learner.worker_snapshot.remote(0)) is None
+        # Checkpoints are written after updates: a learner with no env steps found none.
+        fresh = status["env_steps"] == 0
         for w, a in enumerate(self.actors):
             if fresh:  # no checkpoint yet: the run starts again
                 ray.get(a.restart.remote())
