@@ -111,6 +111,10 @@ pub struct Chunk {
     pub reward_parts: Vec<(f64, f64)>,
     /// Seconds the worker spent on the round.
     pub seconds: f64,
+    /// Of those, in policy inference and in env stepping.
+    pub act_seconds: f64,
+    /// See `act_seconds`.
+    pub env_seconds: f64,
     /// The worker's env snapshot after the round (the next update boundary).
     #[serde(with = "serde_bytes")]
     pub snapshot: Vec<u8>,
@@ -295,6 +299,8 @@ impl RolloutWorker {
             rooms: Vec::new(),
             reward_parts: vec![(0.0, 0.0); zelda::reward::COMPONENTS],
             seconds: 0.0,
+            act_seconds: 0.0,
+            env_seconds: 0.0,
             snapshot: Vec::new(),
         };
         let mut rooms = std::collections::HashSet::new();
@@ -357,6 +363,7 @@ impl RolloutWorker {
         }
         exporter.finish()?;
         chunk.snapshot = self.envs.snapshot();
+        (chunk.act_seconds, chunk.env_seconds) = self.stepper.take_seconds();
         chunk.seconds = t0.elapsed().as_secs_f64();
         Ok(chunk)
     }
@@ -746,6 +753,8 @@ impl Learner {
             mean_reward: reward_sum / steps as f64,
             mean_learned_reward: learned_sum / steps as f64,
             update_seconds: update_time.as_secs_f64(),
+            act_seconds: chunks.iter().map(|c| c.act_seconds).sum(),
+            env_seconds: chunks.iter().map(|c| c.env_seconds).sum(),
             stats,
         };
         report.log();

@@ -22,6 +22,10 @@ pub(crate) struct Stepper {
     pub ends: Vec<StepEnd>,
     /// The last step's action, log-probability and value per env.
     pub act: ActOutput,
+    /// Seconds spent in policy inference since the last [`Stepper::take_seconds`].
+    act_seconds: f64,
+    /// Seconds spent stepping the envs since then.
+    env_seconds: f64,
 }
 
 impl Stepper {
@@ -36,7 +40,17 @@ impl Stepper {
             learned: vec![0.0; n],
             ends: vec![StepEnd::Running; n],
             act: ActOutput::default(),
+            act_seconds: 0.0,
+            env_seconds: 0.0,
         }
+    }
+
+    /// (policy inference, env stepping) seconds since the last call: where a rollout's
+    /// time went, for the update reports.
+    pub fn take_seconds(&mut self) -> (f64, f64) {
+        let t = (self.act_seconds, self.env_seconds);
+        (self.act_seconds, self.env_seconds) = (0.0, 0.0);
+        t
     }
 
     /// Acts on the envs' current observations with `net` (sampling with `seed`), steps them,
@@ -49,6 +63,7 @@ impl Stepper {
         seed: u64,
     ) -> Result<(f64, f64), TrainError> {
         let n = envs.len();
+        let t_act = std::time::Instant::now();
         self.obs_frames.copy_from_slice(envs.frames());
         self.obs_features.copy_from_slice(envs.features());
         self.act = net.act(
@@ -62,7 +77,10 @@ impl Stepper {
         for (a, &b) in self.actions.iter_mut().zip(&self.act.actions) {
             *a = b as usize;
         }
+        let t_env = std::time::Instant::now();
+        self.act_seconds += (t_env - t_act).as_secs_f64();
         envs.step(&self.actions);
+        self.env_seconds += t_env.elapsed().as_secs_f64();
         for (i, r) in self.rewards.iter_mut().enumerate() {
             *r = envs.reward(i);
         }
@@ -76,6 +94,7 @@ impl Stepper {
         let final_values = if truncated.is_empty() {
             Vec::new()
         } else {
+            let t_final = std::time::Instant::now();
             let mut f = Vec::with_capacity(truncated.len() * self.frame_len);
             let mut d = Vec::with_capacity(truncated.len() * FEATURES);
             for &i in &truncated {
@@ -83,11 +102,13 @@ impl Stepper {
                 f.extend_from_slice(fr);
                 d.extend_from_slice(fe);
             }
-            net.values(&ObsBatch {
+            let v = net.values(&ObsBatch {
                 frames: &f,
                 features: &d,
                 batch: truncated.len(),
-            })?
+            })?;
+            self.act_seconds += t_final.elapsed().as_secs_f64();
+            v
         };
         for (i, e) in self.ends.iter_mut().enumerate() {
             *e = if envs.terminated(i) {

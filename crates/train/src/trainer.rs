@@ -69,6 +69,10 @@ pub struct UpdateReport {
     pub mean_learned_reward: f64,
     /// Seconds the PPO update itself took.
     pub update_seconds: f64,
+    /// Seconds of the rollout spent in policy inference (all workers' on Ray: summed).
+    pub act_seconds: f64,
+    /// Seconds of the rollout spent stepping the envs (likewise).
+    pub env_seconds: f64,
     /// PPO statistics.
     pub stats: UpdateStats,
 }
@@ -121,6 +125,9 @@ impl UpdateReport {
             reward = format!("{:.4}", self.mean_reward),
             loss = format!("{:.4}", self.stats.policy_loss),
             entropy = format!("{:.3}", self.stats.entropy),
+            act_s = format!("{:.2}", self.act_seconds),
+            env_s = format!("{:.2}", self.env_seconds),
+            update_s = format!("{:.2}", self.update_seconds),
             "update"
         );
     }
@@ -404,6 +411,7 @@ pub fn run(opts: TrainOptions, observer: &mut dyn Observer) -> Result<Outcome, T
                     observer.on_step(&envs, &stepper.rewards);
                 }
                 let last = last_values(&envs, ppo.net())?;
+                let (act_seconds, env_seconds) = stepper.take_seconds();
                 ppo.finish_rollout(&mut buffer, &last)?;
                 let t_update = Instant::now();
                 let stats = ppo.update(&buffer)?;
@@ -423,6 +431,8 @@ pub fn run(opts: TrainOptions, observer: &mut dyn Observer) -> Result<Outcome, T
                     mean_reward: reward_sum / steps as f64,
                     mean_learned_reward: learned_sum / steps as f64,
                     update_seconds,
+                    act_seconds,
+                    env_seconds,
                     stats,
                 };
                 report.log();

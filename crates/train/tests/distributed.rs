@@ -105,6 +105,8 @@ fn drive(
                 let mut again = wk.collect(&req, &policy).unwrap();
                 // Everything but the wall-clock time it took.
                 again.seconds = chunk.seconds;
+                again.act_seconds = chunk.act_seconds;
+                again.env_seconds = chunk.env_seconds;
                 assert!(
                     again.encode() == chunk.encode(),
                     "a restarted worker answered the round differently"
