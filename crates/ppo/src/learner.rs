@@ -202,6 +202,13 @@ impl<N: PolicyNet> Ppo<N> {
         let mut adv = vec![0f32; mb_size];
         let mut ret = vec![0f32; mb_size];
 
+        let staged = self.net.stage(
+            &buffer.frames[..batch * fl],
+            &buffer.features[..batch * dl],
+            batch,
+        )?;
+        let mut rows = vec![0u32; if staged { mb_size } else { 0 }];
+
         let mut stats = UpdateStats {
             learning_rate: lr,
             ..Default::default()
@@ -211,10 +218,14 @@ impl<N: PolicyNet> Ppo<N> {
             rng.shuffle(&mut order);
             for chunk in order.chunks_exact(mb_size) {
                 for (k, &i) in chunk.iter().enumerate() {
-                    frames[k * fl..(k + 1) * fl]
-                        .copy_from_slice(&buffer.frames[i * fl..(i + 1) * fl]);
-                    features[k * dl..(k + 1) * dl]
-                        .copy_from_slice(&buffer.features[i * dl..(i + 1) * dl]);
+                    if staged {
+                        rows[k] = i as u32;
+                    } else {
+                        frames[k * fl..(k + 1) * fl]
+                            .copy_from_slice(&buffer.frames[i * fl..(i + 1) * fl]);
+                        features[k * dl..(k + 1) * dl]
+                            .copy_from_slice(&buffer.features[i * dl..(i + 1) * dl]);
+                    }
                     actions[k] = buffer.actions[i];
                     old_lp[k] = buffer.log_probs[i];
                     old_v[k] = buffer.values[i];
@@ -224,10 +235,16 @@ impl<N: PolicyNet> Ppo<N> {
                 if cfg.norm_adv {
                     normalise(&mut adv);
                 }
+                let (mb_frames, mb_features) = if staged {
+                    (&[][..], &[][..])
+                } else {
+                    (&frames[..], &features[..])
+                };
                 let s = self.net.train_minibatch(
                     &Minibatch {
-                        frames: &frames,
-                        features: &features,
+                        frames: mb_frames,
+                        features: mb_features,
+                        rows: &rows,
                         actions: &actions,
                         old_log_probs: &old_lp,
                         old_values: &old_v,
@@ -253,6 +270,7 @@ impl<N: PolicyNet> Ppo<N> {
                 break 'epochs;
             }
         }
+        self.net.unstage();
         let n = stats.minibatches as f64;
         stats.policy_loss /= n;
         stats.value_loss /= n;

@@ -184,6 +184,7 @@ fn main() {
             &Minibatch {
                 frames: &frames,
                 features: &feats,
+                rows: &[],
                 actions: &actions,
                 old_log_probs: &old_lp,
                 old_values: &old_v,
