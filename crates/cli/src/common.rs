@@ -209,13 +209,7 @@ impl Live {
                 *last = Some(state.room);
                 self.metrics.room_entered(state.room);
             }
-            for (sum, &c) in self.reward_sums.iter_mut().zip(envs.reward_components(i)) {
-                if c > 0.0 {
-                    sum.0 += f64::from(c);
-                } else {
-                    sum.1 += f64::from(c);
-                }
-            }
+            telemetry::add_reward_parts(&mut self.reward_sums, envs.reward_components(i));
             if let Some(feed) = self.feed.as_mut() {
                 let env = envs.env(i);
                 feed.observe(
@@ -263,14 +257,8 @@ impl Live {
 
     /// Adds the reward sums not yet counted to the metrics.
     pub fn flush_rewards(&mut self) {
-        for (name, sum) in zelda::RewardConfig::NAMES
-            .iter()
-            .zip(self.reward_sums.iter_mut())
-        {
-            self.metrics.reward_component(name, sum.0);
-            self.metrics.reward_component(name, sum.1);
-            *sum = (0.0, 0.0);
-        }
+        self.metrics.reward_parts(&self.reward_sums);
+        self.reward_sums = [(0.0, 0.0); zelda::reward::COMPONENTS];
     }
 
     /// Counts what is left and sends the HUD the final view (waiting up to 2 s).

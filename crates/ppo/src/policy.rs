@@ -407,14 +407,12 @@ impl PolicyNet for BurnPolicy {
         lr: f64,
     ) -> Result<MinibatchStats, PpoError> {
         let m = mb.actions.len();
-        let staged = match (&self.staged, mb.rows.is_empty()) {
-            (_, true) => None,
-            (Some(st), false) => Some(st),
-            (None, false) => {
-                return Err(PpoError::Input(
-                    "minibatch names rows but no batch is staged".into(),
-                ));
-            }
+        let staged = if mb.rows.is_empty() {
+            None
+        } else {
+            Some(self.staged.as_ref().ok_or_else(|| {
+                PpoError::Input("minibatch names rows but no batch is staged".into())
+            })?)
         };
         match staged {
             Some((sx, _)) => {
@@ -607,10 +605,9 @@ mod tests {
     use super::*;
     use crate::nn::ConvLayer;
 
-    /// A frames-only policy (no features) runs forward and a training step.
-    #[test]
-    fn frames_only_policy_trains() {
-        let cfg = PolicyConfig {
+    /// One 8x8 frame, one 4x4/4 conv to 2 channels, `features` features, 2 actions.
+    fn tiny_config(features: usize, feature_hidden: usize) -> PolicyConfig {
+        PolicyConfig {
             encoder: EncoderConfig {
                 frame_stack: 1,
                 height: 8,
@@ -620,12 +617,18 @@ mod tests {
                     kernel: 4,
                     stride: 4,
                 }],
-                features: 0,
-                feature_hidden: 16,
+                features,
+                feature_hidden,
                 hidden: 8,
             },
             actions: 2,
-        };
+        }
+    }
+
+    /// A frames-only policy (no features) runs forward and a training step.
+    #[test]
+    fn frames_only_policy_trains() {
+        let cfg = tiny_config(0, 16);
         let mut net = BurnPolicy::new(&cfg, AdamConfig::default(), Backend::Flex, 1).unwrap();
         let frames = [7u8; 128];
         let obs = ObsBatch {
@@ -660,22 +663,7 @@ mod tests {
     /// gathered on the host (the GPU path; forced on flex here), and bad rows are refused.
     #[test]
     fn staged_rows_train_exactly_like_host_minibatches() {
-        let cfg = PolicyConfig {
-            encoder: EncoderConfig {
-                frame_stack: 1,
-                height: 8,
-                width: 8,
-                convs: vec![ConvLayer {
-                    out_channels: 2,
-                    kernel: 4,
-                    stride: 4,
-                }],
-                features: 3,
-                feature_hidden: 4,
-                hidden: 8,
-            },
-            actions: 2,
-        };
+        let cfg = tiny_config(3, 4);
         let frames: Vec<u8> = (0..4 * 64).map(|i| (i * 37 % 251) as u8).collect();
         let features: Vec<f32> = (0..4 * 3).map(|i| i as f32 / 7.0).collect();
         let rows = [3u32, 1];

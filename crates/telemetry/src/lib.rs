@@ -18,7 +18,7 @@ pub mod tensorboard;
 pub mod wire;
 
 pub use feed::{EnvTick, HudFeed};
-pub use metrics::{LearnerStats, Metrics, metric_names};
+pub use metrics::{LearnerStats, Metrics, add_reward_parts, metric_names};
 pub use publisher::{HudPublisher, PublishError, PublisherConfig, PublisherStats};
 pub use server::{MetricsServer, metrics_router, serve_metrics};
 pub use tensorboard::{EventFile, EventWriter, Scalars};

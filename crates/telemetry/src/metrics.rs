@@ -466,6 +466,15 @@ impl Metrics {
         }
     }
 
+    /// Counts per-component (positive, negative) sums gathered by [`add_reward_parts`], in
+    /// `zelda::RewardConfig::NAMES` order.
+    pub fn reward_parts(&self, parts: &[(f64, f64)]) {
+        for (name, &(positive, negative)) in zelda::RewardConfig::NAMES.iter().zip(parts) {
+            self.reward_component(name, positive);
+            self.reward_component(name, negative);
+        }
+    }
+
     /// Adds `value` to one reward component's counter.
     pub fn reward_component(&self, component: &str, value: f64) {
         if value == 0.0 || !value.is_finite() {
@@ -595,6 +604,18 @@ impl Metrics {
         let mut out = String::with_capacity(16 * 1024);
         encode(&mut out, &self.inner.registry).expect("writing to a String cannot fail");
         out
+    }
+}
+
+/// Adds one env step's weighted reward components to per-component (positive, negative)
+/// sums: `zelda_rl_reward_total` counts the two signs apart, so they are summed apart.
+pub fn add_reward_parts(parts: &mut [(f64, f64)], components: &[f32]) {
+    for (part, &c) in parts.iter_mut().zip(components) {
+        if c > 0.0 {
+            part.0 += f64::from(c);
+        } else {
+            part.1 += f64::from(c);
+        }
     }
 }
 

@@ -333,17 +333,10 @@ impl RolloutWorker {
                 if rooms.insert(room) {
                     chunk.rooms.push(room);
                 }
-                for (part, &c) in chunk
-                    .reward_parts
-                    .iter_mut()
-                    .zip(self.envs.reward_components(i))
-                {
-                    if c > 0.0 {
-                        part.0 += f64::from(c);
-                    } else {
-                        part.1 += f64::from(c);
-                    }
-                }
+                telemetry::add_reward_parts(
+                    &mut chunk.reward_parts,
+                    self.envs.reward_components(i),
+                );
             }
             for seg in self.envs.take_segments() {
                 chunk.segments += 1;
@@ -727,10 +720,7 @@ impl Learner {
                 );
             }
             c.rooms.iter().for_each(|&room| m.room_entered(room));
-            for (name, &(pos, neg)) in zelda::RewardConfig::NAMES.iter().zip(&c.reward_parts) {
-                m.reward_component(name, pos);
-                m.reward_component(name, neg);
-            }
+            m.reward_parts(&c.reward_parts);
         }
         self.snapshots = Some(chunks.iter().map(|c| c.snapshot.clone()).collect());
         let updates = self.settings.updates_per_burst();
