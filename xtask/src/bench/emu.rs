@@ -22,8 +22,9 @@ pub struct Args {
     /// Frames per no-render round.
     #[arg(long, default_value_t = 20_000)]
     frames: u64,
-    /// Frames per RL-step round (rounded up to whole steps).
-    #[arg(long, default_value_t = 4_800)]
+    /// Frames per RL-step round (rounded up to whole steps; K=24 runs twice as many).
+    /// Rounds well under a second were at the mercy of a shared machine's noise.
+    #[arg(long, default_value_t = 24_000)]
     step_frames_total: u64,
     /// save/load pairs timed on our side (PyBoy gets a tenth of them: it takes milliseconds).
     #[arg(long, default_value_t = 2_000)]
