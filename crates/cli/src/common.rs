@@ -243,15 +243,7 @@ impl Live {
             ep.terminated,
         );
         if let Some(feed) = self.feed.as_mut() {
-            feed.episode_finished(telemetry::wire::EpisodeUpdate {
-                env: ep.env,
-                episode: ep.episode,
-                ret: ep.ret,
-                length: ep.length,
-                rooms: ep.rooms,
-                instruments: ep.instruments,
-                terminated: ep.terminated,
-            });
+            feed.episode_finished(ep.into());
         }
     }
 

@@ -366,15 +366,7 @@ fn spawn_rollout(
                 );
             }
             for ep in envs.take_episodes() {
-                feed.episode_finished(telemetry::wire::EpisodeUpdate {
-                    env: ep.env,
-                    episode: ep.episode,
-                    ret: ep.ret,
-                    length: ep.length,
-                    rooms: ep.rooms,
-                    instruments: ep.instruments,
-                    terminated: ep.terminated,
-                });
+                feed.episode_finished((&ep).into());
             }
             feed.maybe_publish(|i| &envs.env(i).gameboy().frame()[..]);
         }

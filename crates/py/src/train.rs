@@ -211,9 +211,9 @@ impl Learner {
     }
 
     /// The current policy for the workers.
-    fn policy_bytes<'py>(&mut self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        let bytes = py.detach(|| self.inner.policy_bytes());
-        PyBytes::new(py, &bytes)
+    fn policy_bytes<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let bytes = py.detach(|| self.inner.policy_bytes()).map_err(train_err)?;
+        Ok(PyBytes::new(py, &bytes))
     }
 
     /// One PPO update on one chunk per worker (in worker order); returns the report as JSON.

@@ -99,6 +99,20 @@ pub struct EpisodeUpdate {
     pub terminated: bool,
 }
 
+impl From<&rollout::EpisodeStats> for EpisodeUpdate {
+    fn from(ep: &rollout::EpisodeStats) -> Self {
+        Self {
+            env: ep.env,
+            episode: ep.episode,
+            ret: ep.ret,
+            length: ep.length,
+            rooms: ep.rooms,
+            instruments: ep.instruments,
+            terminated: ep.terminated,
+        }
+    }
+}
+
 /// What a worker sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkerUpdate {

@@ -421,7 +421,8 @@ pub struct Learner {
     backend: ppo::Backend,
     judges: judges::Judges,
     eval_concurrency: usize,
-    ppo: ppo::Ppo,
+    /// `None` when the run was already complete: nothing is left to learn.
+    ppo: Option<ppo::Ppo>,
     burst: u32,
     phase: Phase,
     env_steps: u64,
@@ -468,11 +469,8 @@ impl Learner {
         let (resume, add_bursts) = match spec.restart_to {
             // The lost learner opened the run with these same settings, so starting over
             // (no checkpoint yet) finds its `run.json` identical.
-            Some(_) => {
-                let latest = checkpoint::latest_key(&id.run);
-                (rt.block_on(id.store.exists(&latest))?, None)
-            }
-            None => (spec.resume, spec.add_bursts),
+            Some(_) => (runstate::Resume::IfCheckpointed, None),
+            None => (spec.resume.into(), spec.add_bursts),
         };
         let mut opened = runstate::open(&rt, &id, s, &cfg, spec.backend, resume, add_bursts)?;
         if let Some(target) = spec.restart_to {
@@ -586,9 +584,10 @@ impl Learner {
     /// The current policy (policy-file bytes) for the workers. A round's clock (its env
     /// steps per second) starts here, so actor start-up before the first round is not
     /// counted, as `zelda-rl train` does not count its env construction.
-    pub fn policy_bytes(&mut self) -> Vec<u8> {
+    pub fn policy_bytes(&mut self) -> Result<Vec<u8>, TrainError> {
         self.round_start = Instant::now();
-        self.ppo.policy_bytes()
+        let ppo = self.ppo.as_ref().ok_or_else(|| complete(&self.id.run))?;
+        Ok(ppo.policy_bytes())
     }
 
     /// Runs one PPO update on one chunk per worker (in worker order) answering
@@ -688,13 +687,11 @@ impl Learner {
             .iter()
             .flat_map(|c| c.last_values.iter().copied())
             .collect();
-        let result = self
-            .ppo
-            .finish_rollout(&mut self.buffer, &last)
-            .and_then(|()| {
-                let t = Instant::now();
-                self.ppo.update(&self.buffer).map(|s| (s, t.elapsed()))
-            });
+        let ppo = self.ppo.as_mut().ok_or_else(|| complete(&self.id.run))?;
+        let result = ppo.finish_rollout(&mut self.buffer, &last).and_then(|()| {
+            let t = Instant::now();
+            ppo.update(&self.buffer).map(|s| (s, t.elapsed()))
+        });
         self.buffer.clear();
         let (stats, update_time) = result?;
 
@@ -765,7 +762,10 @@ impl Learner {
             self.burst,
             self.phase,
             self.env_steps,
-            self.ppo.checkpoint_bytes(),
+            self.ppo
+                .as_ref()
+                .ok_or_else(|| complete(&self.id.run))?
+                .checkpoint_bytes(),
             runstate::workers_bytes(snapshots),
             &self.reward_model,
         )
@@ -806,4 +806,11 @@ impl Learner {
         self.save()?;
         Ok(summary)
     }
+}
+
+/// The error of a learner asked to learn in a run that was complete when it opened.
+fn complete(run: &str) -> TrainError {
+    TrainError::Resume(format!(
+        "run `{run}` already has every burst asked for: nothing is left to learn"
+    ))
 }

@@ -48,8 +48,9 @@ impl EnvState {
 
 /// Where a run stands after [`open`].
 pub struct Opened {
-    /// The learner (new, or restored from the checkpoint).
-    pub ppo: Ppo,
+    /// The learner (new, or restored from the checkpoint); `None` when the run is
+    /// complete, so repeating a finished command builds no network (nor a CUDA context).
+    pub ppo: Option<Ppo>,
     /// Burst the run is in.
     pub burst: u32,
     /// Phase within it.
@@ -79,6 +80,24 @@ pub struct RunId {
     pub cartridge_sha1: String,
 }
 
+/// Whether [`open`] continues the latest checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resume {
+    /// Start a new run (a finished one with the same settings is a no-op).
+    No,
+    /// Continue the latest checkpoint; an error when there is none.
+    Yes,
+    /// Continue the latest checkpoint if there is one, else start the run: a replaced
+    /// Ray learner, which opens the run with the lost one's settings.
+    IfCheckpointed,
+}
+
+impl From<bool> for Resume {
+    fn from(resume: bool) -> Self {
+        if resume { Self::Yes } else { Self::No }
+    }
+}
+
 /// Starts a new run or continues the latest checkpoint: never silently restarts a run
 /// that has checkpoints, never silently starts over when asked to resume.
 #[allow(clippy::too_many_arguments)]
@@ -88,13 +107,17 @@ pub fn open(
     settings: &Settings,
     cfg: &TrainConfig,
     backend: ppo::Backend,
-    resume: bool,
+    resume: Resume,
     add_bursts: Option<u32>,
 ) -> Result<Opened, TrainError> {
     let store = &id.store;
     let latest_key = checkpoint::latest_key(&id.run);
     let latest = rt.block_on(store.get_opt(&latest_key))?;
-    let resume = resume || (add_bursts.is_some() && latest.is_some());
+    let resume = match resume {
+        Resume::Yes => true,
+        Resume::No => add_bursts.is_some() && latest.is_some(),
+        Resume::IfCheckpointed => latest.is_some(),
+    };
     let opened = match (resume, latest) {
         (false, Some(bytes)) => {
             // Running a finished run again with the same settings is a no-op, so the
@@ -112,7 +135,7 @@ pub fn open(
                         "run already complete; nothing to do"
                     );
                     return Ok(Opened {
-                        ppo: Ppo::new(cfg.clone(), backend)?,
+                        ppo: None,
                         burst: st.burst,
                         phase: st.phase,
                         env_steps: st.env_steps,
@@ -151,7 +174,7 @@ pub fn open(
                     other => other.into(),
                 })?;
             Opened {
-                ppo: Ppo::new(cfg.clone(), backend)?,
+                ppo: Some(Ppo::new(cfg.clone(), backend)?),
                 burst: 0,
                 phase: Phase::Rollout { update: 0 },
                 env_steps: 0,
@@ -182,7 +205,7 @@ pub fn open(
                 .map_err(|e| TrainError::Checkpoint(format!("{}: learner: {e}", latest.key)))?;
             tracing::info!(checkpoint = latest.key, burst = st.burst, phase = ?st.phase, "resuming");
             Opened {
-                ppo,
+                ppo: Some(ppo),
                 burst: st.burst,
                 phase: st.phase,
                 env_steps: st.env_steps,

@@ -297,18 +297,19 @@ pub fn run(opts: TrainOptions, observer: &mut dyn Observer) -> Result<Outcome, T
         settings_hash: s.hash(),
         cartridge_sha1: sha1.clone(),
     };
-    let opened = runstate::open(
+    let mut opened = runstate::open(
         &rt,
         &id,
         s,
         &cfg,
         opts.backend,
-        opts.resume,
+        opts.resume.into(),
         opts.add_bursts,
     )?;
-    if opened.complete {
+    // A complete run comes without a learner: repeating its command does nothing.
+    let Some(mut ppo) = opened.ppo.take() else {
         return Ok(Outcome::Finished(Vec::new()));
-    }
+    };
     match &opened.envs {
         None => {}
         Some(EnvState::Local(snapshot)) => envs.restore(snapshot).map_err(|e| {
@@ -323,7 +324,6 @@ pub fn run(opts: TrainOptions, observer: &mut dyn Observer) -> Result<Outcome, T
         }
     }
     let Opened {
-        mut ppo,
         mut burst,
         mut phase,
         mut env_steps,

@@ -96,7 +96,7 @@ fn drive(
             bursts.push(learner.finish_burst(false).unwrap());
             continue;
         };
-        let policy = learner.policy_bytes();
+        let policy = learner.policy_bytes().unwrap();
         let mut chunks: Vec<Chunk> = Vec::new();
         for (w, wk) in workers.iter_mut().enumerate() {
             let chunk = wk.collect(&req, &policy).unwrap();
@@ -176,6 +176,13 @@ fn lost_worker_and_restarted_learner_change_nothing() {
             .any(|l| l.starts_with("zelda_rl_reward_total{")),
         "no reward counts in\n{metrics}"
     );
+
+    // The same job again on the finished run is a no-op: done at once, no learner built.
+    let mut again = learner(&a, false, WORKERS).unwrap();
+    assert!(again.status().done && again.next_request().is_none());
+    let err = again.policy_bytes().unwrap_err();
+    assert!(err.to_string().contains("every burst"), "{err}");
+    drop(again);
 
     // B: worker 1 is lost in burst 0's second round; the whole job (learner and workers)
     // is lost after four updates (in burst 1) and a new job resumes the run.
@@ -273,7 +280,7 @@ fn bad_chunks_are_refused_with_the_reason() {
     let mut l = learner(&store, false, WORKERS).unwrap();
     let mut ws: Vec<_> = (0..WORKERS).map(|w| worker(&store, &l, w)).collect();
     let req = l.next_request().unwrap();
-    let policy = l.policy_bytes();
+    let policy = l.policy_bytes().unwrap();
     let chunks: Vec<Chunk> = ws
         .iter_mut()
         .map(|w| w.collect(&req, &policy).unwrap())
