@@ -68,6 +68,12 @@ def test_bad_command_lines_are_refused_before_the_cluster(capsys, tmp_path):
         build_parser().parse_args(["--workers", "2"])
     assert "--envs-per-worker" in capsys.readouterr().err
     base = "--workers 1 --envs-per-worker 1 --batch-size 8 --store x --run r".split()
+    for good in ("flex", "tch-cpu", "tch-cuda", "tch-cuda:1"):
+        assert build_parser().parse_args(base + ["--backend", good]).backend == good
+    for bad in ("cuda", "tch-cuda:x", "flex:0"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(base + ["--backend", bad])
+        assert f"unknown backend '{bad}'" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="--rom /nowhere.gb: no such file"):
         job_spec(build_parser().parse_args(base + ["--rom", "/nowhere.gb"]))
     with pytest.raises(SystemExit, match="must be at least 1"):

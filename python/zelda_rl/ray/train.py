@@ -41,6 +41,14 @@ from pathlib import Path
 from typing import Any, Sequence
 
 
+def backend(text: str) -> str:
+    """``--backend``: refused at parse time (and so by ``cargo xtask gitops``), not on the learner."""
+    name, _, device = text.partition(":")
+    if name in ("flex", "tch-cpu") and not device or name == "tch-cuda" and (not device or device.isdigit()):
+        return text
+    raise argparse.ArgumentTypeError(f"unknown backend {text!r} (flex, tch-cpu, tch-cuda or tch-cuda:N)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The driver's command line (the GitOps validator parses the RayJob entrypoint with it)."""
     p = argparse.ArgumentParser(
@@ -63,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--config", default=None, help="settings file (TOML), as for zelda-rl train")
     p.add_argument("--seed", type=int, default=None, help="seed of everything random")
-    p.add_argument("--backend", default="flex", help="learner backend: flex, tch-cpu, tch-cuda[:N]")
+    p.add_argument("--backend", default="flex", type=backend, help="learner backend: flex, tch-cpu, tch-cuda[:N]")
     p.add_argument(
         "--minibatches",
         type=int,

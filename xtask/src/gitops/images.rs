@@ -1114,14 +1114,25 @@ mod tests {
     fn the_repository_containers_pass() {
         let repo = crate::repo_root();
         let cat = Catalog::load(&repo, &default_dir(&repo), VERSION);
-        assert_eq!(cat.names(), ["zelda-rl", "zelda-rl-ray"]);
+        assert_eq!(
+            cat.names(),
+            ["zelda-rl", "zelda-rl-ray", "zelda-rl-ray-cuda"]
+        );
         assert_eq!(cat.file_problems(), Vec::<(String, String)>::new());
-        let ray = &cat.images["zelda-rl-ray"].analysis;
-        for p in ["ray", "tensorboard", "zelda-rl", "boto3"] {
-            assert!(ray.pip.contains(p) || ray.programs.contains(p), "{p}");
+        for (image, extra) in [("zelda-rl-ray", None), ("zelda-rl-ray-cuda", Some("torch"))] {
+            let ray = &cat.images[image].analysis;
+            for p in ["ray", "tensorboard", "zelda-rl", "boto3"]
+                .into_iter()
+                .chain(extra)
+            {
+                assert!(
+                    ray.pip.contains(p) || ray.programs.contains(p),
+                    "{image}: {p}"
+                );
+            }
+            // The wheel's Python package does not stand in for the binary of the same name.
+            assert!(ray.programs.contains("zelda-rl") && !ray.scripts.contains("zelda-rl"));
         }
-        // The wheel's Python package does not stand in for the binary of the same name.
-        assert!(ray.programs.contains("zelda-rl") && !ray.scripts.contains("zelda-rl"));
         let mut objs = Vec::new();
         for f in yaml_files(&repo.join("gitops")) {
             let text = fs::read_to_string(&f).unwrap();
