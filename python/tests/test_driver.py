@@ -226,6 +226,10 @@ def test_bursts_on_a_real_cluster_survive_a_killed_rollout_actor(cluster, tmp_pa
     assert [m["zelda_rl_segments_written_total"] for m in scraped] == [
         sum(b["segments_written"] for b in bursts[: i + 1]) for i in range(2)
     ]
+    assert [m["zelda_rl_segment_bytes_total"] for m in scraped] == [
+        sum(b["segment_bytes"] for b in bursts[: i + 1]) for i in range(2)
+    ]
+    assert scraped[0]["zelda_rl_segment_bytes_total"] > 0
     last = scraped[-1]
     assert last["zelda_rl_rooms_visited"] >= 1
     assert last['zelda_rl_evaluator_segments_total{outcome="ok"}'] > 0

@@ -33,7 +33,8 @@ use crate::{Settings, TrainError};
 
 const CHUNK_MAGIC: &[u8; 8] = b"ZRLCHNK\0";
 // 2: rooms entered and per-component reward sums (for the learner's metrics).
-const CHUNK_VERSION: u32 = 2;
+// 3: segment bytes.
+const CHUNK_VERSION: u32 = 3;
 
 /// What a worker is asked to do in one round.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -105,6 +106,8 @@ pub struct Chunk {
     pub episodes: Vec<EpisodeRecord>,
     /// Segments written.
     pub segments: u64,
+    /// Their encoded bytes.
+    pub segment_bytes: u64,
     /// Rooms the envs were in during the round (each once, in first-seen order).
     pub rooms: Vec<zelda::RoomKey>,
     /// Per reward component: the positive and the negative step rewards, summed apart.
@@ -296,6 +299,7 @@ impl RolloutWorker {
             learned_sum: 0.0,
             episodes: Vec::new(),
             segments: 0,
+            segment_bytes: 0,
             rooms: Vec::new(),
             reward_parts: vec![(0.0, 0.0); zelda::reward::COMPONENTS],
             seconds: 0.0,
@@ -354,7 +358,7 @@ impl RolloutWorker {
                 exporter.submit(seg)?;
             }
         }
-        exporter.finish()?;
+        chunk.segment_bytes = exporter.finish()?.bytes;
         chunk.snapshot = self.envs.snapshot();
         (chunk.act_seconds, chunk.env_seconds) = self.stepper.take_seconds();
         chunk.seconds = t0.elapsed().as_secs_f64();
@@ -705,6 +709,7 @@ impl Learner {
         m.env_steps(steps);
         for c in chunks {
             self.stats.segments += c.segments;
+            self.stats.segment_bytes += c.segment_bytes;
             c.episodes.iter().for_each(|ep| self.stats.add(ep));
             reward_sum += c.reward_sum;
             learned_sum += c.learned_sum;

@@ -309,6 +309,8 @@ pub struct BurstStats {
     components: [f64; zelda::reward::COMPONENTS],
     /// Segments written.
     pub segments: u64,
+    /// Their encoded bytes.
+    pub segment_bytes: u64,
     /// Env steps.
     pub steps: u64,
     /// Seconds of rollouts and updates.
@@ -353,6 +355,7 @@ impl BurstStats {
                 .map(|(name, v)| (name.to_string(), v / n))
                 .collect(),
             segments_written: self.segments,
+            segment_bytes: self.segment_bytes,
             ..Default::default()
         }
     }

@@ -160,6 +160,8 @@ pub struct BurstSummary {
     pub reward_components: Vec<(String, f64)>,
     /// Segments written to the store.
     pub segments_written: u64,
+    /// Their encoded bytes.
+    pub segment_bytes: u64,
     /// The evaluation of the run's segments.
     pub evaluation: Option<evaluator::Summary>,
     /// The reward model trained after this burst.
@@ -173,10 +175,10 @@ pub struct BurstSummary {
 }
 
 impl BurstSummary {
-    /// Counts the burst's segments and its evaluation's outcomes in `metrics` (segment
-    /// bytes are the exporters' to count).
+    /// Counts the burst's segments (and their bytes) and its evaluation's outcomes in
+    /// `metrics`.
     pub fn record_metrics(&self, metrics: &telemetry::Metrics) {
-        metrics.segments_written(self.segments_written, 0);
+        metrics.segments_written(self.segments_written, self.segment_bytes);
         if let Some(e) = &self.evaluation {
             for (outcome, n) in [
                 ("ok", e.ok),
@@ -374,6 +376,7 @@ pub fn run(opts: TrainOptions, observer: &mut dyn Observer) -> Result<Outcome, T
                 let (mut reward_sum, mut learned_sum) = (0f64, 0f64);
                 for t in 0..horizon {
                     if opts.stop.load(Ordering::Relaxed) {
+                        // Stopped mid-burst: no summary, so the bytes are not counted.
                         exporter.finish()?;
                         let key = save(
                             burst,
@@ -455,7 +458,7 @@ pub fn run(opts: TrainOptions, observer: &mut dyn Observer) -> Result<Outcome, T
                 bs.segments += 1;
                 exporter.submit(seg)?;
             }
-            exporter.finish()?;
+            bs.segment_bytes = exporter.finish()?.bytes;
             save(
                 burst,
                 Phase::Evaluate,

@@ -168,6 +168,9 @@ fn lost_worker_and_restarted_learner_change_nothing() {
     );
     let segments: u64 = bursts.iter().map(|b| b.segments_written).sum();
     assert_eq!(sample("zelda_rl_segments_written_total"), segments as f64);
+    let bytes: u64 = bursts.iter().map(|b| b.segment_bytes).sum();
+    assert!(bytes > 0);
+    assert_eq!(sample("zelda_rl_segment_bytes_total"), bytes as f64);
     assert!(sample("zelda_rl_rooms_visited") >= 1.0);
     assert!(sample("zelda_rl_evaluator_segments_total{outcome=\"ok\"}") > 0.0);
     assert!(
