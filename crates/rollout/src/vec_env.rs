@@ -85,6 +85,24 @@ struct Slot {
     start_buf: Vec<u8>,
 }
 
+impl Slot {
+    /// Resets the env with the seed of its next episode (derived from the run's seed, the
+    /// worker, the slot and the episode number, so episodes do not depend on timing).
+    fn new_episode(&mut self, seed: u64, worker: u32) {
+        let s = crate::derive_seed(
+            seed,
+            &[
+                u64::from(worker),
+                u64::from(self.id),
+                self.env.episode() + 1,
+            ],
+        );
+        self.env.reset(s);
+        self.episode_return = 0.0;
+        self.episode_components = [0.0; COMPONENTS];
+    }
+}
+
 /// A batch of environments.
 pub struct VecEnv {
     slots: Vec<Slot>,
@@ -224,17 +242,7 @@ impl VecEnv {
     pub fn reset_all(&mut self) {
         let (seed, worker) = (self.seed, self.worker);
         self.run(|slot, fr, fe| {
-            let s = crate::derive_seed(
-                seed,
-                &[
-                    u64::from(worker),
-                    u64::from(slot.id),
-                    slot.env.episode() + 1,
-                ],
-            );
-            slot.env.reset(s);
-            slot.episode_return = 0.0;
-            slot.episode_components = [0.0; COMPONENTS];
+            slot.new_episode(seed, worker);
             slot.env.write_observation(fr, fe);
         });
     }
@@ -309,17 +317,7 @@ impl VecEnv {
                     terminated: out.terminated,
                     last: *slot.env.state(),
                 });
-                let s = crate::derive_seed(
-                    seed,
-                    &[
-                        u64::from(worker),
-                        u64::from(slot.id),
-                        slot.env.episode() + 1,
-                    ],
-                );
-                slot.env.reset(s);
-                slot.episode_return = 0.0;
-                slot.episode_components = [0.0; COMPONENTS];
+                slot.new_episode(seed, worker);
             }
             slot.env.write_observation(fr, fe);
         });
