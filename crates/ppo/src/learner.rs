@@ -194,20 +194,22 @@ impl<N: PolicyNet> Ppo<N> {
 
         let mut rng = HostRng::derived(self.config.seed, STREAM_SHUFFLE, self.counters.updates);
         let mut order: Vec<usize> = (0..batch).collect();
-        let mut frames = vec![0u8; mb_size * fl];
-        let mut features = vec![0f32; mb_size * dl];
-        let mut actions = vec![0u32; mb_size];
-        let mut old_lp = vec![0f32; mb_size];
-        let mut old_v = vec![0f32; mb_size];
-        let mut adv = vec![0f32; mb_size];
-        let mut ret = vec![0f32; mb_size];
-
         let staged = self.net.stage(
             &buffer.frames[..batch * fl],
             &buffer.features[..batch * dl],
             batch,
         )?;
-        let mut rows = vec![0u32; if staged { mb_size } else { 0 }];
+        // A staged batch is gathered on the device by row; otherwise on the host. The
+        // other side's buffers stay empty, and empty is what `Minibatch` expects of them.
+        let (host_rows, device_rows) = if staged { (0, mb_size) } else { (mb_size, 0) };
+        let mut frames = vec![0u8; host_rows * fl];
+        let mut features = vec![0f32; host_rows * dl];
+        let mut rows = vec![0u32; device_rows];
+        let mut actions = vec![0u32; mb_size];
+        let mut old_lp = vec![0f32; mb_size];
+        let mut old_v = vec![0f32; mb_size];
+        let mut adv = vec![0f32; mb_size];
+        let mut ret = vec![0f32; mb_size];
 
         let mut stats = UpdateStats {
             learning_rate: lr,
@@ -235,15 +237,10 @@ impl<N: PolicyNet> Ppo<N> {
                 if cfg.norm_adv {
                     normalise(&mut adv);
                 }
-                let (mb_frames, mb_features) = if staged {
-                    (&[][..], &[][..])
-                } else {
-                    (&frames[..], &features[..])
-                };
                 let s = self.net.train_minibatch(
                     &Minibatch {
-                        frames: mb_frames,
-                        features: mb_features,
+                        frames: &frames,
+                        features: &features,
                         rows: &rows,
                         actions: &actions,
                         old_log_probs: &old_lp,

@@ -500,7 +500,7 @@ impl Learner {
         };
         let buffer =
             RolloutBuffer::new(s.horizon(), total, cfg.policy.encoder.frame_len(), FEATURES);
-        let done = opened.complete || opened.burst >= opened.target_bursts;
+        let done = opened.ppo.is_none() || opened.burst >= opened.target_bursts;
         let scalars = if spec.tensorboard && !done {
             Some(
                 telemetry::Scalars::open(&id.store, &id.run)

@@ -63,8 +63,6 @@ pub struct Opened {
     pub envs: Option<EnvState>,
     /// Bursts the run has when this job is done.
     pub target_bursts: u32,
-    /// The run already has every burst asked for (repeating a finished command).
-    pub complete: bool,
 }
 
 /// The identity a run's checkpoints must match.
@@ -142,7 +140,6 @@ pub fn open(
                         reward_model: st.reward_model,
                         envs: None,
                         target_bursts: st.burst,
-                        complete: true,
                     });
                 }
             }
@@ -181,7 +178,6 @@ pub fn open(
                 reward_model: None,
                 envs: None,
                 target_bursts: 0,
-                complete: false,
             }
         }
         (true, Some(bytes)) => {
@@ -212,7 +208,6 @@ pub fn open(
                 reward_model: st.reward_model,
                 envs: Some(EnvState::decode(&st.envs, &latest.key)?),
                 target_bursts: 0,
-                complete: false,
             }
         }
     };
