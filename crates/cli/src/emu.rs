@@ -39,7 +39,7 @@ pub struct RunArgs {
     /// Write work RAM (0xC000-0xDFFF) then HRAM (0xFF80-0xFFFE) to this file.
     #[arg(long, value_name = "OUT")]
     pub dump_ram: Option<PathBuf>,
-    /// Write the last frame as a 160x144 greyscale PNG.
+    /// Write the last frame as a 160x144 PNG: four greys, or colour in CGB mode.
     #[arg(long, value_name = "OUT.png")]
     pub screenshot: Option<PathBuf>,
     /// Print a JSON summary on stdout.
@@ -52,6 +52,20 @@ pub struct RunArgs {
     /// and `rollout`: Link's Awakening boots into a file menu).
     #[arg(long, value_name = "OUT.state")]
     pub save_state: Option<PathBuf>,
+    /// Game Boy model: `auto` picks CGB for cartridges with the CGB flag (0x0143).
+    #[arg(long, value_enum, default_value_t = ModelArg::Auto)]
+    pub model: ModelArg,
+}
+
+/// `--model` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModelArg {
+    /// CGB for cartridges whose header has the CGB flag, DMG otherwise.
+    Auto,
+    /// Game Boy (DMG).
+    Dmg,
+    /// Game Boy Color (DMG compatibility mode for cartridges without the CGB flag).
+    Cgb,
 }
 
 /// Which frames `emu bench` renders.
@@ -90,6 +104,9 @@ pub struct BenchArgs {
     /// Print a JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Game Boy model (as for `emu run`).
+    #[arg(long, value_enum, default_value_t = ModelArg::Auto)]
+    pub model: ModelArg,
 }
 
 /// Runs an `emu` subcommand.
@@ -101,21 +118,26 @@ pub fn run(cmd: EmuCommand) -> anyhow::Result<()> {
 }
 
 /// Loads a ROM (and optional boot ROM) with errors that name the file.
-pub fn load(rom: &Path, boot: Option<&Path>) -> anyhow::Result<GameBoy> {
+pub fn load(rom: &Path, boot: Option<&Path>, model: ModelArg) -> anyhow::Result<GameBoy> {
     let data = std::fs::read(rom).with_context(|| format!("reading ROM {}", rom.display()))?;
-    let gb = match boot {
-        Some(b) => {
+    let gb = match (boot, model) {
+        (Some(_), ModelArg::Cgb) => {
+            bail!("--boot-rom takes a DMG boot ROM; it cannot be used with --model cgb")
+        }
+        (Some(b), _) => {
             let boot_data =
                 std::fs::read(b).with_context(|| format!("reading boot ROM {}", b.display()))?;
             GameBoy::with_boot_rom(data, boot_data)
         }
-        None => GameBoy::new(data),
+        (None, ModelArg::Auto) => GameBoy::auto(data),
+        (None, ModelArg::Dmg) => GameBoy::new(data),
+        (None, ModelArg::Cgb) => GameBoy::with_model(data, gameboy::Model::Cgb),
     };
     gb.with_context(|| format!("loading ROM {}", rom.display()))
 }
 
 fn run_rom(args: &RunArgs) -> anyhow::Result<()> {
-    let mut gb = load(&args.rom, args.boot_rom.as_deref())?;
+    let mut gb = load(&args.rom, args.boot_rom.as_deref(), args.model)?;
     let script = match &args.input {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -155,7 +177,12 @@ fn run_rom(args: &RunArgs) -> anyhow::Result<()> {
         write_atomic(path, &gb.save_state())?;
     }
     if let Some(path) = &args.screenshot {
-        write_atomic(path, &screenshot_png(gb.frame())?)?;
+        let png = if gb.cgb_mode() {
+            colour_png(&gb)?
+        } else {
+            screenshot_png(gb.frame())?
+        };
+        write_atomic(path, &png)?;
     }
     let regs = gb.registers();
     let mooneye_pass = [regs.b, regs.c, regs.d, regs.e, regs.h, regs.l] == [3, 5, 8, 13, 21, 34];
@@ -166,6 +193,8 @@ fn run_rom(args: &RunArgs) -> anyhow::Result<()> {
             "title": gb.header().title,
             "rom_sha1": hex::encode(gb.rom_sha1()),
             "emulator": gameboy::VERSION,
+            "model": gb.model().to_string(),
+            "cgb_mode": gb.cgb_mode(),
             "frames": frames_run,
             "cycles": gb.cycles(),
             "wall_seconds": wall,
@@ -239,6 +268,23 @@ pub fn screenshot_png(frame: &[u8; gameboy::WIDTH * gameboy::HEIGHT]) -> anyhow:
     Ok(out)
 }
 
+/// Encodes the last frame in colour (CGB mode) as an 8-bit RGB PNG.
+pub fn colour_png(gb: &GameBoy) -> anyhow::Result<Vec<u8>> {
+    let mut pixels = vec![0u8; gameboy::WIDTH * gameboy::HEIGHT * 3];
+    gb.frame_rgb(&mut pixels);
+    let mut out = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut out, gameboy::WIDTH as u32, gameboy::HEIGHT as u32);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        let mut writer = enc.write_header().context("encoding PNG header")?;
+        writer
+            .write_image_data(&pixels)
+            .context("encoding PNG data")?;
+    }
+    Ok(out)
+}
+
 /// Writes `data` to `path` atomically: a temporary file in the same folder, fsync, rename.
 pub fn write_atomic(path: &Path, data: &[u8]) -> anyhow::Result<()> {
     let dir = match path.parent() {
@@ -270,7 +316,7 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     if args.step_frames == 0 {
         bail!("--step-frames must be at least 1");
     }
-    let mut gb = load(&args.rom, None)?;
+    let mut gb = load(&args.rom, None, args.model)?;
     let workload = match args.render {
         Render::None => Workload::NoRender,
         Render::Last => Workload::Step,

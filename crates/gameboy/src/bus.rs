@@ -63,6 +63,51 @@ pub struct Bus {
     pub boot: Option<Arc<[u8]>>,
     /// The boot ROM is mapped over 0x0000-0x00FF.
     pub boot_mapped: bool,
+    /// CGB hardware and, when the cartridge asks for it, its colour features.
+    pub cgb: Option<Box<Cgb>>,
+    /// The CPU is held (HDMA, speed switch) until this time.
+    pub stall_until: u64,
+}
+
+/// State only a CGB has. `mode` is false in DMG compatibility mode (a cartridge without
+/// the CGB flag), where the CGB registers are locked.
+#[derive(Clone)]
+pub struct Cgb {
+    /// CGB features are on (the cartridge's CGB flag is set).
+    pub mode: bool,
+    /// CPU runs at 8 MHz (KEY1 bit 7).
+    pub double_speed: bool,
+    /// KEY1 bit 0: the next STOP switches speed.
+    pub armed: bool,
+    /// SVBK as written (bits 0-2).
+    pub svbk: u8,
+    /// Work RAM banks 0-7 at `0x1000 * n`; the mapped bank's copy is stale (it lives in
+    /// `Bus::wram[0x1000..]`, so the DMG fast path stays a single array access).
+    pub wram_banks: Box<[u8; 0x8000]>,
+    /// HDMA1-HDMA4 as written.
+    pub hdma_regs: [u8; 4],
+    /// Next HDMA source and destination (offset into VRAM).
+    pub hdma_src: u16,
+    pub hdma_dst: u16,
+    /// 16-byte blocks left; HDMA5 reads `blocks - 1` in bits 0-6.
+    pub hdma_blocks: u8,
+    /// An HBlank DMA is running.
+    pub hdma_active: bool,
+    /// RP (infrared port) bits 0, 6 and 7.
+    pub rp: u8,
+    /// FF72-FF75, undocumented read/write registers.
+    pub undoc: [u8; 4],
+}
+
+/// Mapped WRAM bank for an SVBK value (0 selects bank 1).
+fn wram_bank(svbk: u8) -> usize {
+    (svbk & 7).max(1) as usize
+}
+
+/// CPU cycles one 16-byte HDMA block holds the CPU: 8 M-cycles, twice that in double
+/// speed (the same time on the PPU's clock).
+fn hdma_block_cycles(double: bool) -> u64 {
+    32 << double as u32
 }
 
 impl Bus {
@@ -109,7 +154,7 @@ impl Bus {
     pub fn peek(&self, addr: u16) -> u8 {
         match addr {
             0x0000..=0x7FFF => self.cart.read_rom(addr),
-            0x8000..=0x9FFF => self.ppu.vram[addr as usize & 0x1FFF],
+            0x8000..=0x9FFF => self.ppu.vram[self.ppu.vram_bank + (addr as usize & 0x1FFF)],
             0xA000..=0xBFFF => self.cart.read_ram(addr),
             0xC000..=0xFDFF => self.wram[addr as usize & 0x1FFF],
             0xFE00..=0xFE9F => self.ppu.oam[addr as usize - 0xFE00],
@@ -124,7 +169,7 @@ impl Bus {
     /// possible (RAM, VRAM, OAM, HRAM, IE; IO registers and MBC writes behave as writes).
     pub fn poke(&mut self, addr: u16, v: u8) {
         match addr {
-            0x8000..=0x9FFF => self.ppu.vram[addr as usize & 0x1FFF] = v,
+            0x8000..=0x9FFF => self.ppu.vram[self.ppu.vram_bank + (addr as usize & 0x1FFF)] = v,
             0xC000..=0xFDFF => self.wram[addr as usize & 0x1FFF] = v,
             0xFE00..=0xFE9F => self.ppu.oam[addr as usize - 0xFE00] = v,
             0xFEA0..=0xFEFF => {}
@@ -150,7 +195,7 @@ impl Bus {
                 if self.ppu.vram_read_blocked(t) {
                     0xFF
                 } else {
-                    self.ppu.vram[addr as usize & 0x1FFF]
+                    self.ppu.vram[self.ppu.vram_bank + (addr as usize & 0x1FFF)]
                 }
             }
             0xA000..=0xBFFF => self.cart.read_ram(addr),
@@ -185,7 +230,7 @@ impl Bus {
             0x8000..=0x9FFF => {
                 self.sync_ppu(t);
                 if !self.ppu.vram_write_blocked(t) {
-                    self.ppu.vram[addr as usize & 0x1FFF] = v;
+                    self.ppu.vram[self.ppu.vram_bank + (addr as usize & 0x1FFF)] = v;
                 }
             }
             0xA000..=0xBFFF => self.cart.write_ram(addr, v, t),
@@ -234,8 +279,191 @@ impl Bus {
             0xFF49 => self.ppu.obp1,
             0xFF4A => self.ppu.wy,
             0xFF4B => self.ppu.wx,
+            0xFF4C..=0xFF7F => self.cgb_peek(addr),
             _ => 0xFF,
         }
+    }
+
+    /// CGB registers (0xFF4C-0xFF7F); 0xFF where the machine or mode has none.
+    fn cgb_peek(&self, addr: u16) -> u8 {
+        let Some(c) = self.cgb.as_deref() else {
+            return 0xFF;
+        };
+        match addr {
+            0xFF72 | 0xFF73 => return c.undoc[addr as usize - 0xFF72],
+            0xFF75 => return 0x8F | c.undoc[3],
+            0xFF76 | 0xFF77 => return 0x00,
+            // VBK reads bank 0 even in DMG compatibility mode.
+            0xFF4F if !c.mode => return 0xFE,
+            // The palette index registers stay readable; the boot ROM left them past the
+            // compatibility palettes it wrote.
+            0xFF68 => return self.ppu.bcps | 0x40,
+            0xFF6A => return self.ppu.ocps | 0x40,
+            _ if !c.mode => return 0xFF,
+            _ => {}
+        }
+        match addr {
+            0xFF4D => 0x7E | (c.double_speed as u8) << 7 | c.armed as u8,
+            0xFF4F => 0xFE | (self.ppu.vram_bank >> 13) as u8,
+            0xFF55 => {
+                let left = c.hdma_blocks.wrapping_sub(1) & 0x7F;
+                if c.hdma_active {
+                    left
+                } else if c.hdma_blocks == 0 {
+                    0xFF
+                } else {
+                    0x80 | left
+                }
+            }
+            // Nothing ever shines into the infrared port: bit 1 reads 1 (no light).
+            0xFF56 => (c.rp & 0xC1) | 0x3E,
+            0xFF68 => self.ppu.bcps | 0x40,
+            0xFF69 => self.ppu.read_palette_data(false),
+            0xFF6A => self.ppu.ocps | 0x40,
+            0xFF6B => self.ppu.read_palette_data(true),
+            0xFF6C => 0xFE | self.ppu.opri,
+            0xFF70 => 0xF8 | c.svbk,
+            0xFF74 => c.undoc[2],
+            _ => 0xFF,
+        }
+    }
+
+    /// Writes a CGB register (0xFF4C-0xFF7F) at time `t`.
+    fn cgb_write(&mut self, addr: u16, v: u8, t: u64) {
+        let Some(c) = self.cgb.as_deref_mut() else {
+            return;
+        };
+        match addr {
+            0xFF72 | 0xFF73 => c.undoc[addr as usize - 0xFF72] = v,
+            0xFF75 => c.undoc[3] = v & 0x70,
+            _ if !c.mode => {}
+            0xFF4D => c.armed = v & 1 != 0,
+            0xFF4F => {
+                self.sync_ppu(t);
+                self.ppu.vram_bank = (v as usize & 1) << 13;
+            }
+            0xFF51..=0xFF54 => c.hdma_regs[addr as usize - 0xFF51] = v,
+            0xFF55 => self.write_hdma5(v, t),
+            0xFF56 => c.rp = v & 0xC1,
+            0xFF68 => self.ppu.bcps = v & 0xBF,
+            0xFF6A => self.ppu.ocps = v & 0xBF,
+            0xFF69 | 0xFF6B => {
+                self.sync_ppu(t);
+                self.ppu.write_palette_data(addr == 0xFF6B, v);
+            }
+            0xFF6C => self.ppu.opri = v & 1,
+            0xFF70 => {
+                let (old, new) = (wram_bank(c.svbk), wram_bank(v));
+                c.svbk = v & 7;
+                if old != new {
+                    let (o, n) = (old * 0x1000, new * 0x1000);
+                    c.wram_banks[o..o + 0x1000].copy_from_slice(&self.wram[0x1000..]);
+                    self.wram[0x1000..].copy_from_slice(&c.wram_banks[n..n + 0x1000]);
+                }
+            }
+            0xFF74 => c.undoc[2] = v,
+            _ => {}
+        }
+    }
+
+    /// HDMA5: starts a general-purpose transfer (bit 7 clear: all blocks now, CPU held),
+    /// starts an HBlank transfer (bit 7 set: one block per HBlank), or stops a running
+    /// HBlank transfer (bit 7 clear while one runs).
+    fn write_hdma5(&mut self, v: u8, t: u64) {
+        self.sync_ppu(t);
+        let c = self.cgb.as_deref_mut().expect("CGB mode");
+        if c.hdma_active && v & 0x80 == 0 {
+            c.hdma_active = false;
+            self.ppu.hblank_dma = false;
+            return;
+        }
+        let r = c.hdma_regs;
+        c.hdma_src = u16::from_be_bytes([r[0], r[1]]) & 0xFFF0;
+        c.hdma_dst = u16::from_be_bytes([r[2], r[3]]) & 0x1FF0;
+        c.hdma_blocks = (v & 0x7F) + 1;
+        if v & 0x80 != 0 {
+            c.hdma_active = true;
+            self.ppu.hblank_dma = true;
+            self.ppu.hblanks = 0;
+        } else {
+            let n = c.hdma_blocks;
+            let double = c.double_speed;
+            for _ in 0..n {
+                self.hdma_block();
+            }
+            self.stall_until = self.stall_until.max(t + 4) + n as u64 * hdma_block_cycles(double);
+        }
+    }
+
+    /// Copies one 16-byte HDMA block into the mapped VRAM bank.
+    fn hdma_block(&mut self) {
+        let (src, dst) = {
+            let c = self.cgb.as_deref().expect("CGB mode");
+            (c.hdma_src, c.hdma_dst)
+        };
+        for i in 0..16u16 {
+            let a = src.wrapping_add(i);
+            // VRAM cannot be a source: the bus is busy with the destination.
+            let b = if (0x8000..0xA000).contains(&a) {
+                0xFF
+            } else {
+                self.dma_source_read(a)
+            };
+            self.ppu.vram[self.ppu.vram_bank + ((dst + i) as usize & 0x1FFF)] = b;
+        }
+        let c = self.cgb.as_deref_mut().expect("CGB mode");
+        c.hdma_src = src.wrapping_add(16);
+        c.hdma_dst = dst + 16;
+        c.hdma_blocks -= 1;
+        // The destination wraps out of VRAM: the transfer ends.
+        if c.hdma_blocks == 0 || c.hdma_dst >= 0x2000 {
+            c.hdma_blocks = 0;
+            c.hdma_active = false;
+            self.ppu.hblank_dma = false;
+        }
+    }
+
+    /// Runs the HBlank DMA blocks for the mode 0 starts the PPU has passed.
+    #[cold]
+    fn hblank_dma(&mut self) {
+        let n = std::mem::take(&mut self.ppu.hblanks);
+        let Some(c) = self.cgb.as_deref() else {
+            return;
+        };
+        let double = c.double_speed;
+        for _ in 0..n {
+            if !self.cgb.as_deref().is_some_and(|c| c.hdma_active) {
+                break;
+            }
+            self.hdma_block();
+            let now = self.cycles;
+            self.stall_until = self.stall_until.max(now) + hdma_block_cycles(double);
+        }
+        self.deadline = 0;
+    }
+
+    /// STOP with KEY1 armed: switches CPU speed at time `t`; returns whether it did.
+    pub fn speed_switch(&mut self, t: u64) -> bool {
+        let Some(c) = self.cgb.as_deref_mut() else {
+            return false;
+        };
+        if !c.mode || !c.armed {
+            return false;
+        }
+        c.armed = false;
+        c.double_speed = !c.double_speed;
+        let double = c.double_speed;
+        self.sync_all(t);
+        self.ppu.set_double_speed(t, double);
+        // The CPU pauses while the clock settles (2050 M-cycles).
+        self.stall_until = t + 2050 * 4;
+        self.reschedule();
+        true
+    }
+
+    /// CPU speed in double-speed mode.
+    pub fn double_speed(&self) -> bool {
+        self.cgb.as_deref().is_some_and(|c| c.double_speed)
     }
 
     fn io_read(&mut self, addr: u16, t: u64) -> u8 {
@@ -344,6 +572,7 @@ impl Bus {
                 };
                 self.if_ |= irq;
             }
+            0xFF4C..=0xFF7F if addr != 0xFF50 => self.cgb_write(addr, v, t),
             0xFF50 if v != 0 && self.boot_mapped => {
                 self.boot_mapped = false;
                 self.cart.set_boot_overlay(None);
@@ -397,7 +626,7 @@ impl Bus {
     fn dma_source_read(&self, addr: u16) -> u8 {
         match addr {
             0x0000..=0x7FFF => self.cart.read_rom(addr),
-            0x8000..=0x9FFF => self.ppu.vram[addr as usize & 0x1FFF],
+            0x8000..=0x9FFF => self.ppu.vram[self.ppu.vram_bank + (addr as usize & 0x1FFF)],
             0xA000..=0xBFFF => self.cart.read_ram(addr),
             _ => self.wram[addr as usize & 0x1FFF],
         }
@@ -417,7 +646,10 @@ impl Bus {
             self.if_ |= irq;
             self.deadline = 0;
         }
-        self.ppu_stable_until = self.ppu.next_time;
+        if self.ppu.hblanks != 0 {
+            self.hblank_dma();
+        }
+        self.ppu_stable_until = self.ppu.stable_until();
     }
 
     /// Brings every peripheral up to time `t` and recomputes `next_event`.
@@ -426,6 +658,9 @@ impl Bus {
             self.sync_dma(t);
         }
         self.if_ |= self.ppu.advance_to(t);
+        if self.ppu.hblanks != 0 {
+            self.hblank_dma();
+        }
         if self.timer.sync(t) {
             self.if_ |= IRQ_TIMER;
         }
@@ -501,11 +736,126 @@ impl Bus {
             return Err(StateError::Invalid("cycle counter out of range"));
         }
         let now = self.cycles;
-        self.ppu.validate(now)?;
+        if self.cgb.is_none() {
+            // A CGB's PPU clock comes with its CGB section (`load_cgb` checks it).
+            self.ppu.validate(now)?;
+        }
         self.timer.validate(now)?;
         self.serial.validate(now)?;
         self.dma.validate(now)?;
         self.cart.validate(now)?;
+        self.reschedule();
+        Ok(())
+    }
+}
+
+impl Bus {
+    /// Turns this DMG bus into a CGB's; `mode` turns on the colour features.
+    pub fn enable_cgb(&mut self, mode: bool) {
+        self.cgb = Some(Box::new(Cgb {
+            mode,
+            double_speed: false,
+            armed: false,
+            svbk: 0,
+            wram_banks: Box::new([0; 0x8000]),
+            hdma_regs: [0xFF; 4],
+            hdma_src: 0,
+            hdma_dst: 0,
+            hdma_blocks: 0,
+            hdma_active: false,
+            rp: 0,
+            undoc: [0; 4],
+        }));
+        self.ppu.cgb_hw = true;
+        // The CGB boot ROM leaves no button group selected.
+        self.joypad.write(0x30);
+        if !mode {
+            // It wrote the compatibility palettes: BG palette 0, OBJ palettes 0 and 1.
+            self.ppu.bcps = 0x88;
+            self.ppu.ocps = 0x90;
+        }
+        if mode {
+            self.serial.enable_cgb();
+            self.ppu.enable_cgb();
+        }
+    }
+
+    /// The CGB-only part of a save state (after the DMG part).
+    pub(crate) fn save_cgb(&self, w: &mut Writer) {
+        let Some(c) = self.cgb.as_deref() else {
+            return;
+        };
+        let flags = c.mode as u8
+            | (c.double_speed as u8) << 1
+            | (c.armed as u8) << 2
+            | (c.hdma_active as u8) << 3;
+        w.u8(flags);
+        w.u8(c.svbk);
+        // Banks in canonical form: the mapped bank from the live window.
+        let mapped = wram_bank(c.svbk);
+        for bank in 1..8 {
+            if bank == mapped {
+                w.bytes(&self.wram[0x1000..]);
+            } else {
+                w.bytes(&c.wram_banks[bank * 0x1000..(bank + 1) * 0x1000]);
+            }
+        }
+        w.bytes(&c.hdma_regs);
+        w.u16(c.hdma_src);
+        w.u16(c.hdma_dst);
+        w.u8(c.hdma_blocks);
+        w.u8(c.rp);
+        w.bytes(&c.undoc);
+        w.u64(self.stall_until);
+        self.ppu.save_cgb(w);
+    }
+
+    pub(crate) fn load_cgb(&mut self, r: &mut Reader) -> Result<(), StateError> {
+        let Some(c) = self.cgb.as_deref_mut() else {
+            return Ok(());
+        };
+        let flags = r.u8()?;
+        if (flags & 1 != 0) != c.mode {
+            return Err(StateError::Invalid(
+                "state was saved in the other CGB mode (colour vs DMG compatibility)",
+            ));
+        }
+        c.double_speed = flags & 2 != 0;
+        c.armed = flags & 4 != 0;
+        c.hdma_active = flags & 8 != 0;
+        c.svbk = r.u8()? & 7;
+        let mapped = wram_bank(c.svbk);
+        for bank in 1..8 {
+            let data = r.bytes(0x1000)?;
+            if bank == mapped {
+                // The DMG part already restored the live window; both must agree.
+                if data != &self.wram[0x1000..] {
+                    return Err(StateError::Invalid("mapped WRAM bank disagrees"));
+                }
+            }
+            c.wram_banks[bank * 0x1000..(bank + 1) * 0x1000].copy_from_slice(data);
+        }
+        c.hdma_regs = r.array()?;
+        c.hdma_src = r.u16()? & 0xFFF0;
+        c.hdma_dst = r.u16()? & 0x1FF0;
+        c.hdma_blocks = r.u8()?;
+        if c.hdma_blocks > 0x80 || (c.hdma_active && c.hdma_blocks == 0) {
+            return Err(StateError::Invalid("HDMA length"));
+        }
+        c.rp = r.u8()? & 0xC1;
+        c.undoc = r.array()?;
+        c.undoc[3] &= 0x70;
+        let active = c.hdma_active;
+        self.stall_until = r.u64()?;
+        self.ppu.load_cgb(r)?;
+        if self.ppu.hblank_dma != active {
+            return Err(StateError::Invalid("HDMA flags disagree"));
+        }
+        let now = self.cycles;
+        if self.stall_until > now + 0x80 * 64 + 2050 * 4 {
+            return Err(StateError::Invalid("CPU stall time"));
+        }
+        self.ppu.validate(now)?;
         self.reschedule();
         Ok(())
     }
@@ -534,6 +884,10 @@ impl Bus {
 
     #[cold]
     fn oam_corrupt(&mut self, t: u64, kind: Corruption) {
+        if self.cgb.is_some() {
+            // The CGB's OAM does not have the corruption bug.
+            return;
+        }
         self.sync_ppu(t);
         let Some(row) = self.ppu.oam_scan_row(t) else {
             return;

@@ -78,6 +78,29 @@ pub struct Cpu {
 const HALT_EXIT: u64 = 0;
 
 impl Cpu {
+    /// Registers as the CGB boot ROM leaves them: `cgb_mode` for a CGB-flagged cartridge,
+    /// otherwise DMG compatibility mode.
+    pub fn post_boot_cgb(cgb_mode: bool) -> Self {
+        let (d, e, l) = if cgb_mode {
+            (0xFF, 0x56, 0x0D)
+        } else {
+            (0x00, 0x08, 0x7C)
+        };
+        Self {
+            a: 0x11,
+            f: 0x80,
+            b: 0x00,
+            c: 0x00,
+            d,
+            e,
+            h: 0x00,
+            l,
+            sp: 0xFFFE,
+            pc: 0x0100,
+            ..Self::default()
+        }
+    }
+
     /// Registers as the DMG boot ROM leaves them; F's H and C depend on the header checksum.
     pub fn post_boot(header_checksum: u8) -> Self {
         Self {
@@ -227,11 +250,19 @@ impl Cpu {
             || self.locked
             || self.halt_bug
             || (self.ime && bus.ie & bus.if_ & 0x1F != 0)
+            || bus.stall_until > bus.cycles
     }
 
     /// Runs one instruction, one interrupt dispatch, or one stretch of HALT/STOP, handling
     /// every special state. The caller has brought peripherals up to date.
     pub fn slow_step(&mut self, bus: &mut Bus) {
+        if bus.stall_until > bus.cycles {
+            // Held by HDMA or a speed switch: time passes up to the next event.
+            let now = bus.cycles;
+            let target = bus.stall_until.min(bus.next_event).max(now + 4);
+            bus.cycles = now + ((target - now + 3) & !3);
+            return;
+        }
         if self.ime_delay != 0 {
             self.ime_delay -= 1;
             if self.ime_delay == 0 {
@@ -615,6 +646,10 @@ impl Cpu {
         let t = bus.cycles;
         bus.poke(0xFF04, 0);
         bus.cycles = t;
+        if bus.speed_switch(t) {
+            bus.deadline = 0;
+            return;
+        }
         if bus.joypad.pressed().bits() == 0 {
             self.stopped = true;
         }

@@ -1,4 +1,4 @@
-//! A headless, deterministic Game Boy (DMG) emulator core.
+//! A headless, deterministic Game Boy (DMG) and Game Boy Color emulator core.
 //!
 //! * Exact to the M-cycle: every CPU memory access is one M-cycle; the PPU, timer,
 //!   serial port and OAM DMA are functions of the cycle counter that are brought up to
@@ -53,6 +53,9 @@ pub const OBS_HEIGHT: usize = 72;
 /// Observation width (columns) of [`GameBoy::observation`].
 pub const OBS_WIDTH: usize = 80;
 
+/// First payload bytes of a CGB's save state.
+const CGB_STATE_TAG: &[u8] = b"CGB";
+
 /// Size of a DMG boot ROM.
 pub const BOOT_ROM_LEN: usize = 0x100;
 
@@ -60,6 +63,11 @@ pub const BOOT_ROM_LEN: usize = 0x100;
 const POST_BOOT_COUNTER: u16 = 0xABCC;
 /// Cycles from the hand-over at 0x0100 to the start of line 0.
 const POST_BOOT_LINE0: u64 = 4;
+/// DIV's internal counter when the CGB boot ROM hands over (Mooneye `boot_div-cgbABCDE`).
+const CGB_POST_BOOT_COUNTER: u16 = 0x2678;
+/// Cycles from the CGB boot ROM's hand-over to the start of line 0 (no test ROM pins this
+/// down; the DMG value is used).
+const CGB_POST_BOOT_LINE0: u64 = 4;
 /// Internal time of power-on. Starting above zero lets timing code refer to times before
 /// the start (the frame the boot ROM was drawing) without signed arithmetic.
 pub(crate) const T0: u64 = 1 << 20;
@@ -158,6 +166,50 @@ impl std::fmt::Display for Registers {
     }
 }
 
+/// Which Game Boy to emulate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Model {
+    /// The original Game Boy (DMG).
+    #[default]
+    Dmg,
+    /// Game Boy Color: colour features for cartridges with the CGB flag, DMG
+    /// compatibility mode (greyscale palette) for the others.
+    Cgb,
+}
+
+impl Model {
+    /// The model a cartridge is made for: CGB when its header's CGB flag (0x0143) is set.
+    pub fn for_header(header: &Header) -> Model {
+        if header.is_cgb() {
+            Model::Cgb
+        } else {
+            Model::Dmg
+        }
+    }
+}
+
+impl std::str::FromStr for Model {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "dmg" => Ok(Model::Dmg),
+            "cgb" => Ok(Model::Cgb),
+            _ => Err(format!(
+                "unknown Game Boy model {s:?} (expected dmg or cgb)"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Model::Dmg => "dmg",
+            Model::Cgb => "cgb",
+        })
+    }
+}
+
 /// All mutable machine state (what a save state holds).
 #[derive(Clone)]
 struct Machine {
@@ -178,9 +230,28 @@ pub struct GameBoy {
 impl GameBoy {
     /// A DMG in the state its boot ROM leaves behind at 0x0100, with `rom` inserted.
     pub fn new(rom: Vec<u8>) -> Result<GameBoy, Error> {
+        Self::with_model(rom, Model::Dmg)
+    }
+
+    /// The model the cartridge's header asks for (see [`Model::for_header`]).
+    pub fn auto(rom: Vec<u8>) -> Result<GameBoy, Error> {
+        let header = Header::parse(&rom)?;
+        Self::with_model(rom, Model::for_header(&header))
+    }
+
+    /// A Game Boy of `model` in the state its boot ROM leaves behind at 0x0100.
+    pub fn with_model(rom: Vec<u8>, model: Model) -> Result<GameBoy, Error> {
         let rom_sha1: [u8; 20] = Sha1::digest(&rom).into();
         let (cart, header) = Cartridge::new(rom)?;
-        let cpu = Cpu::post_boot(header.header_checksum);
+        let cgb_mode = header.is_cgb();
+        let cpu = match model {
+            Model::Dmg => Cpu::post_boot(header.header_checksum),
+            Model::Cgb => Cpu::post_boot_cgb(cgb_mode),
+        };
+        let (counter, line0) = match model {
+            Model::Dmg => (POST_BOOT_COUNTER, POST_BOOT_LINE0),
+            Model::Cgb => (CGB_POST_BOOT_COUNTER, CGB_POST_BOOT_LINE0),
+        };
         let mut bus = Bus {
             cycles: T0,
             next_event: 0,
@@ -189,8 +260,8 @@ impl GameBoy {
             cart,
             wram: Box::new([0; 0x2000]),
             hram: [0; 0x7F],
-            ppu: ppu::Ppu::post_boot(T0, T0 + POST_BOOT_LINE0),
-            timer: timer::Timer::new(POST_BOOT_COUNTER, T0),
+            ppu: ppu::Ppu::post_boot(T0, T0 + line0),
+            timer: timer::Timer::new(counter, T0),
             serial: serial::Serial::new(T0),
             joypad: joypad::Joypad::new(),
             dma: dma::Dma::new(),
@@ -199,7 +270,12 @@ impl GameBoy {
             if_: 0x01,
             boot: None,
             boot_mapped: false,
+            cgb: None,
+            stall_until: 0,
         };
+        if model == Model::Cgb {
+            bus.enable_cgb(cgb_mode);
+        }
         bus.reschedule();
         Ok(GameBoy {
             m: Machine {
@@ -211,6 +287,25 @@ impl GameBoy {
             header,
             rom_sha1,
         })
+    }
+
+    /// The model being emulated.
+    pub fn model(&self) -> Model {
+        if self.m.bus.cgb.is_some() {
+            Model::Cgb
+        } else {
+            Model::Dmg
+        }
+    }
+
+    /// CGB colour features are on (a CGB running a CGB-flagged cartridge).
+    pub fn cgb_mode(&self) -> bool {
+        self.m.bus.cgb.as_deref().is_some_and(|c| c.mode)
+    }
+
+    /// The CPU runs at double speed (CGB).
+    pub fn double_speed(&self) -> bool {
+        self.m.bus.double_speed()
     }
 
     /// A DMG at power-on that runs the user-supplied 256-byte `boot` ROM first.
@@ -295,7 +390,8 @@ impl GameBoy {
     /// cycles; returns whether it got there. Used to line up with emulators whose frames
     /// end elsewhere (PyBoy ends them when LY wraps to 0).
     pub fn run_until_ly(&mut self, line: u8) -> bool {
-        let limit = self.m.bus.cycles + 2 * CYCLES_PER_FRAME;
+        let speed = 1 + self.m.bus.double_speed() as u64;
+        let limit = self.m.bus.cycles + 2 * CYCLES_PER_FRAME * speed;
         loop {
             let bus = &mut self.m.bus;
             let t = bus.cycles;
@@ -347,6 +443,35 @@ impl GameBoy {
         &self.m.bus.ppu.frame
     }
 
+    /// The last rendered frame in RGB555 (CGB mode only): bits 0-4 red, 5-9 green, 10-14
+    /// blue.
+    pub fn frame_rgb555(&self) -> Option<&[u16]> {
+        let f = &self.m.bus.ppu.frame_rgb;
+        (!f.is_empty()).then_some(&f[..])
+    }
+
+    /// The last rendered frame as 8-bit RGB, three bytes per pixel: CGB colours scaled to
+    /// 8 bits, or the screenshot greys (0xFF, 0xAA, 0x55, 0x00) of the DMG shades.
+    ///
+    /// # Panics
+    /// If `out` is not 160x144x3 bytes.
+    pub fn frame_rgb(&self, out: &mut [u8]) {
+        assert_eq!(out.len(), WIDTH * HEIGHT * 3, "RGB frame size");
+        if let Some(f) = self.frame_rgb555() {
+            for (px, &c) in out.chunks_exact_mut(3).zip(f) {
+                let ch = |v: u16| {
+                    let v = (v & 31) as u8;
+                    (v << 3) | (v >> 2)
+                };
+                px.copy_from_slice(&[ch(c), ch(c >> 5), ch(c >> 10)]);
+            }
+        } else {
+            for (px, &s) in out.chunks_exact_mut(3).zip(self.frame().iter()) {
+                px.fill(0xFF - 0x55 * (s & 3));
+            }
+        }
+    }
+
     /// The 72x80 greyscale observation an RL agent sees: the last frame through
     /// [`downscale`].
     pub fn observation(&self, out: &mut [u8; OBS_HEIGHT * OBS_WIDTH]) {
@@ -358,7 +483,8 @@ impl GameBoy {
         self.m.frames
     }
 
-    /// T-cycles (4.194304 MHz) since power-on.
+    /// CPU T-cycles since power-on (4.194304 MHz; 8.388608 MHz while a CGB runs at double
+    /// speed).
     pub fn cycles(&self) -> u64 {
         self.m.bus.cycles - T0
     }
@@ -409,9 +535,15 @@ impl GameBoy {
     /// Serializes the whole machine.
     pub fn save_state(&self) -> Vec<u8> {
         let mut w = state::begin(64 * 1024 + self.m.bus.cart.ram().len());
+        if self.m.bus.cgb.is_some() {
+            // A DMG payload starts with registers A and F, and F's low nibble is always 0,
+            // so it can never start with this tag ('G' = 0x47).
+            w.bytes(CGB_STATE_TAG);
+        }
         self.m.cpu.save(&mut w);
         self.m.bus.save(&mut w);
         w.u64(self.m.frames);
+        self.m.bus.save_cgb(&mut w);
         state::seal(w, &self.rom_sha1)
     }
 
@@ -419,12 +551,30 @@ impl GameBoy {
     /// machine is unchanged.
     pub fn load_state(&mut self, data: &[u8]) -> Result<(), StateError> {
         let payload = state::open(data, &self.rom_sha1)?;
+        let payload = match (
+            payload.strip_prefix(CGB_STATE_TAG),
+            self.m.bus.cgb.is_some(),
+        ) {
+            (Some(p), true) => p,
+            (None, false) => payload,
+            (Some(_), false) => {
+                return Err(StateError::Invalid(
+                    "state was saved on a CGB; this machine is a DMG",
+                ));
+            }
+            (None, true) => {
+                return Err(StateError::Invalid(
+                    "state was saved on a DMG; this machine is a CGB",
+                ));
+            }
+        };
         let m = &self.m;
         let scratch = self.scratch.get_or_insert_with(|| Box::new(m.clone()));
         let mut r = state::Reader::new(payload);
         scratch.cpu.load(&mut r)?;
         scratch.bus.load(&mut r)?;
         scratch.frames = r.u64()?;
+        scratch.bus.load_cgb(&mut r)?;
         if r.remaining() != 0 {
             return Err(StateError::Invalid(
                 "payload longer than this machine's state",

@@ -49,6 +49,8 @@ enum Phase {
     VBlank = 6,
     /// Lines 145..=153.
     VBlankLine = 7,
+    /// CGB only: the mode 2 STAT source's line-144 request, 4 cycles before VBlank.
+    PreVBlank = 8,
 }
 
 /// Byte lane k (pixel k from the left) holds bit 7-k of the index: one tile row's
@@ -78,6 +80,22 @@ fn apply_palette(c: u64, pal: u8) -> u64 {
     (n1 & n0) * p(0) + (n1 & b0) * p(1) + (b1 & n0) * p(2) + (b1 & b0) * p(3)
 }
 
+/// Colour `c` (0..=3) of palette `p` in CGB palette memory, as RGB555.
+#[inline]
+fn colour(pal: &[u8; 64], p: u8, c: u8) -> u16 {
+    let i = (p as usize * 4 + c as usize) * 2;
+    u16::from_le_bytes([pal[i], pal[i + 1]]) & 0x7FFF
+}
+
+/// The DMG shade (0 = lightest) nearest to an RGB555 colour's brightness.
+#[inline]
+pub fn shade_of(c: u16) -> u8 {
+    let (r, g, b) = (c & 31, (c >> 5) & 31, (c >> 10) & 31);
+    // Rec. 601 luma on the 0..=31 scale.
+    let y = (r * 77 + g * 150 + b * 29) >> 8;
+    ((31 - y) * 4 / 32) as u8
+}
+
 impl Phase {
     fn from_u8(v: u8) -> Option<Self> {
         Some(match v {
@@ -89,16 +107,44 @@ impl Phase {
             5 => Self::Mode0,
             6 => Self::VBlank,
             7 => Self::VBlankLine,
+            8 => Self::PreVBlank,
             _ => return None,
         })
     }
 }
 
 /// PPU registers, memories, timing state and frame buffer.
+///
+/// Internal times are in dots (4.194304 MHz). The bus clock runs twice as fast in CGB
+/// double speed, so every method that takes or returns a time converts with
+/// `dot(t) = base_dot + (t - base_bus) >> shift`, which is the identity on a DMG.
 #[derive(Clone)]
 pub struct Ppu {
-    /// Video RAM (0x8000-0x9FFF).
-    pub vram: Box<[u8; 0x2000]>,
+    /// Video RAM: bank 0 at 0x0000, bank 1 (CGB) at 0x2000.
+    pub vram: Box<[u8; 0x4000]>,
+    /// Offset of the VRAM bank the CPU sees at 0x8000 (0 or 0x2000; VBK).
+    pub(crate) vram_bank: usize,
+    /// CGB features (cartridge flagged for CGB on CGB hardware).
+    pub(crate) cgb_mode: bool,
+    /// CGB hardware (also in DMG compatibility mode): a few timings differ.
+    pub(crate) cgb_hw: bool,
+    /// CGB palette memory: background, then objects (8 palettes x 4 colours x 2 bytes).
+    pub(crate) bg_pal: [u8; 64],
+    pub(crate) obj_pal: [u8; 64],
+    /// BCPS/OCPS: palette memory index (bits 0-5) and auto-increment (bit 7).
+    pub(crate) bcps: u8,
+    pub(crate) ocps: u8,
+    /// OPRI bit 0: object priority by X coordinate (DMG style) instead of OAM order.
+    pub(crate) opri: u8,
+    /// Bus time and dot time of the last speed switch, and the bus-to-dot shift (1 in
+    /// double speed).
+    base_bus: u64,
+    base_dot: u64,
+    shift: u32,
+    /// An HBlank DMA is armed: every mode 0 start matters.
+    pub(crate) hblank_dma: bool,
+    /// Mode 0 starts of visible lines passed since the bus last looked.
+    pub(crate) hblanks: u32,
     /// Object attribute memory (0xFE00-0xFE9F).
     pub oam: [u8; 0xA0],
     pub(crate) lcdc: u8,
@@ -137,15 +183,30 @@ pub struct Ppu {
     pub(crate) render: bool,
     /// A frame boundary was passed; cleared by the frame loop.
     pub(crate) frame_done: bool,
-    /// Shades 0..=3 per pixel of the last drawn frame.
+    /// Shades 0..=3 per pixel of the last drawn frame (on CGB, the colour's brightness).
     pub frame: Box<[u8; WIDTH * HEIGHT]>,
+    /// RGB555 per pixel of the last drawn frame in CGB mode (empty otherwise).
+    pub frame_rgb: Vec<u16>,
 }
 
 impl Ppu {
     /// The PPU with the LCD off at time `now` (power-on state).
     pub fn new(now: u64) -> Self {
         Self {
-            vram: Box::new([0; 0x2000]),
+            vram: Box::new([0; 0x4000]),
+            vram_bank: 0,
+            cgb_mode: false,
+            cgb_hw: false,
+            bg_pal: [0; 64],
+            obj_pal: [0; 64],
+            bcps: 0,
+            ocps: 0,
+            opri: 0,
+            base_bus: now,
+            base_dot: now,
+            shift: 0,
+            hblank_dma: false,
+            hblanks: 0,
             oam: [0; 0xA0],
             lcdc: 0,
             stat_en: 0,
@@ -173,7 +234,58 @@ impl Ppu {
             render: false,
             frame_done: false,
             frame: Box::new([0; WIDTH * HEIGHT]),
+            frame_rgb: Vec::new(),
         }
+    }
+
+    /// Turns on CGB features: colour palettes, VRAM bank 1 attributes, colour output.
+    pub fn enable_cgb(&mut self) {
+        self.cgb_mode = true;
+        self.frame_rgb = vec![0x7FFF; WIDTH * HEIGHT];
+        // The CGB boot ROM leaves every background colour white; object palettes are
+        // left as they were at power-on (not initialised), which we take to be white too.
+        for p in self
+            .bg_pal
+            .chunks_exact_mut(2)
+            .chain(self.obj_pal.chunks_exact_mut(2))
+        {
+            p.copy_from_slice(&0x7FFFu16.to_le_bytes());
+        }
+    }
+
+    /// A white frame (LCD off, or the undisplayed first frame after switching it on).
+    fn blank_frame(&mut self) {
+        self.frame.fill(0);
+        self.frame_rgb.fill(0x7FFF);
+    }
+
+    /// Dot time at bus time `t`.
+    #[inline]
+    fn dot(&self, t: u64) -> u64 {
+        self.base_dot + (t.saturating_sub(self.base_bus) >> self.shift)
+    }
+
+    /// Bus time of dot time `d` (`d` at or after the last speed switch).
+    #[inline]
+    fn bus_time(&self, d: u64) -> u64 {
+        if d == u64::MAX {
+            return d;
+        }
+        self.base_bus + (d.saturating_sub(self.base_dot) << self.shift)
+    }
+
+    /// Switches the bus-to-dot ratio at bus time `t` (CGB speed switch).
+    pub fn set_double_speed(&mut self, t: u64, double: bool) {
+        let d = self.dot(t);
+        self.base_bus = t;
+        self.base_dot = d;
+        self.shift = double as u32;
+    }
+
+    /// Bus time before which LY and STAT cannot change.
+    #[inline]
+    pub fn stable_until(&self) -> u64 {
+        self.bus_time(self.next_time)
     }
 
     /// The state the DMG boot ROM leaves behind at 0x0100: LCD on, line 0 about to start.
@@ -201,16 +313,20 @@ impl Ppu {
     /// No STAT source is enabled and nothing is drawn: lines can be skipped.
     #[inline]
     fn skippable(&self) -> bool {
-        self.stat_en == 0 && !self.render
+        self.stat_en == 0 && !self.render && !self.hblank_dma
     }
 
     /// When the scheduler must next call [`Ppu::advance_to`].
     pub fn next_event(&self) -> u64 {
+        self.bus_time(self.next_event_dot())
+    }
+
+    fn next_event_dot(&self) -> u64 {
         if !self.skippable() {
             return self.next_time;
         }
         match self.phase {
-            Phase::Off | Phase::VBlank | Phase::Line0 => self.next_time,
+            Phase::Off | Phase::VBlank | Phase::PreVBlank | Phase::Line0 => self.next_time,
             Phase::VBlankLine => self.frame_origin + FRAME + if self.first_frame { 4 } else { 0 },
             _ => self.frame_origin + 144 * LINE,
         }
@@ -241,6 +357,7 @@ impl Ppu {
 
     /// Performs every transition due at or before `t`; returns requested interrupts.
     pub fn advance_to(&mut self, t: u64) -> u8 {
+        let t = self.dot(t);
         let mut irq = 0;
         while self.next_time <= t {
             if self.skippable() {
@@ -277,7 +394,7 @@ impl Ppu {
                     self.next_time = self.frame_origin + m * LINE;
                 }
             }
-            Phase::Off | Phase::VBlank => {}
+            Phase::Off | Phase::VBlank | Phase::PreVBlank => {}
         }
     }
 
@@ -292,7 +409,7 @@ impl Ppu {
             Phase::Off => {
                 if self.render {
                     // A switched-off LCD shows a blank (white) screen.
-                    self.frame.fill(0);
+                    self.blank_frame();
                 }
                 self.frame_done = true;
                 self.last_frame_end = now;
@@ -345,16 +462,32 @@ impl Ppu {
                 self.mode = 0;
                 irq |= self.update_stat();
                 if self.render {
-                    self.draw_line();
+                    if self.cgb_mode {
+                        self.draw_line_cgb();
+                    } else {
+                        self.draw_line();
+                    }
                 }
+                self.hblanks += self.hblank_dma as u32;
                 let g = self.line_time(self.ly as u64);
                 if self.ly < 143 {
                     self.phase = Phase::LyInc;
+                    self.next_time = g + LINE - 4;
+                } else if self.cgb_hw {
+                    self.phase = Phase::PreVBlank;
                     self.next_time = g + LINE - 4;
                 } else {
                     self.phase = Phase::VBlank;
                     self.next_time = g + LINE;
                 }
+            }
+            Phase::PreVBlank => {
+                // The CGB raises the line-144 mode 2 request one M-cycle early.
+                if self.stat_en & 0x20 != 0 && !self.stat_line {
+                    irq |= IRQ_STAT;
+                }
+                self.phase = Phase::VBlank;
+                self.next_time = now + 4;
             }
             Phase::VBlank => {
                 self.ly = 144;
@@ -362,12 +495,12 @@ impl Ppu {
                 irq |= IRQ_VBLANK;
                 irq |= self.compare_lyc();
                 // DMG quirk: the mode 2 (OAM) STAT source also fires when line 144 starts.
-                if self.stat_en & 0x20 != 0 && !self.stat_line {
+                if !self.cgb_hw && self.stat_en & 0x20 != 0 && !self.stat_line {
                     irq |= IRQ_STAT;
                 }
                 if self.first_frame && self.render {
                     // The first frame after switching the LCD on is not displayed.
-                    self.frame.fill(0);
+                    self.blank_frame();
                 }
                 self.wy_triggered = false;
                 self.frame_done = true;
@@ -466,6 +599,7 @@ impl Ppu {
 
     /// Writes LCDC at time `t` (after `advance_to(t)`).
     pub fn write_lcdc(&mut self, t: u64, v: u8) -> u8 {
+        let t = self.dot(t);
         let was_on = self.lcd_on();
         self.lcdc = v;
         let mut irq = 0;
@@ -519,7 +653,7 @@ impl Ppu {
     // ----- VRAM/OAM access blocking (call after `advance_to(t)`) -----
 
     fn mode3_due_within(&self, t: u64, cycles: u64) -> bool {
-        self.phase == Phase::Mode3 && self.next_time - t <= cycles
+        self.phase == Phase::Mode3 && self.next_time - t <= cycles >> self.shift
     }
 
     /// The CPU cannot read OAM at time `t`.
@@ -532,6 +666,7 @@ impl Ppu {
 
     /// The CPU cannot write OAM at time `t`.
     pub fn oam_write_blocked(&self, t: u64) -> bool {
+        let t = self.dot(t);
         self.lcd_on()
             && (self.mode == 3
                 || (self.mode == 2 && !(self.first_frame && self.mode3_due_within(t, 4))))
@@ -539,6 +674,7 @@ impl Ppu {
 
     /// The CPU cannot read VRAM at time `t`.
     pub fn vram_read_blocked(&self, t: u64) -> bool {
+        let t = self.dot(t);
         self.lcd_on() && (self.mode == 3 || (self.mode == 2 && self.mode3_due_within(t, 4)))
     }
 
@@ -550,6 +686,7 @@ impl Ppu {
     /// The OAM row (0..=19) the OAM scan accesses at time `t`, for the OAM corruption bug.
     /// Row 0 is never corrupted, so it is reported as `None` too.
     pub fn oam_scan_row(&self, t: u64) -> Option<usize> {
+        let t = self.dot(t);
         if !self.lcd_on() || (self.first_frame && self.ly == 0) {
             return None;
         }
@@ -690,8 +827,224 @@ impl Ppu {
         }
     }
 
+    fn draw_line_cgb(&mut self) {
+        let ly = self.ly as usize;
+        if ly >= HEIGHT {
+            return;
+        }
+        // Colour index (bits 0-1) and BG attributes (palette, priority) per pixel.
+        let mut bg = [0u8; WIDTH];
+        let mut attr = [0u8; WIDTH];
+        let lcdc = self.lcdc;
+        let window_x = self.wx as i32 - 7;
+        let window = lcdc & 0x20 != 0 && self.wy_triggered && self.wx <= 166;
+        let win_start = if window {
+            window_x.max(0) as usize
+        } else {
+            WIDTH
+        };
+        // In CGB mode LCDC bit 0 does not hide the background; it only takes away the
+        // background's priority over objects.
+        let signed = lcdc & 0x10 == 0;
+        let y = self.scy.wrapping_add(self.ly);
+        let map = if lcdc & 0x08 != 0 { 0x1C00 } else { 0x1800 };
+        let (b, a) = (&mut bg[..win_start], &mut attr[..win_start]);
+        self.fetch_row_cgb(b, a, map, y, self.scx, signed);
+        if window {
+            let map = if lcdc & 0x40 != 0 { 0x1C00 } else { 0x1800 };
+            let skip = (-window_x).max(0) as u8;
+            let wl = self.window_line;
+            let (b, a) = (&mut bg[win_start..], &mut attr[win_start..]);
+            self.fetch_row_cgb(b, a, map, wl, skip, signed);
+            self.window_line = self.window_line.wrapping_add(1);
+        }
+        let mut line = [0u16; WIDTH];
+        for ((px, &c), &a) in line.iter_mut().zip(&bg).zip(&attr) {
+            *px = colour(&self.bg_pal, a & 7, c);
+        }
+        if lcdc & 0x02 != 0 {
+            self.draw_objects_cgb(ly, &bg, &attr, &mut line);
+        }
+        let shades = &mut self.frame[ly * WIDTH..(ly + 1) * WIDTH];
+        for (s, &c) in shades.iter_mut().zip(&line) {
+            *s = shade_of(c);
+        }
+        self.frame_rgb[ly * WIDTH..(ly + 1) * WIDTH].copy_from_slice(&line);
+    }
+
+    /// CGB version of [`Ppu::fetch_row`]: tile attributes from VRAM bank 1 select the tile
+    /// bank, flips and palette.
+    fn fetch_row_cgb(
+        &self,
+        out: &mut [u8],
+        attr_out: &mut [u8],
+        map: usize,
+        y: u8,
+        x0: u8,
+        signed: bool,
+    ) {
+        let fine_x = (x0 & 7) as usize;
+        let tiles = (fine_x + out.len()).div_ceil(8);
+        let mut buf = [0u8; 22 * 8];
+        let mut abuf = [0u8; 22 * 8];
+        let row_base = map + (y as usize / 8) * 32;
+        let chunks = buf.chunks_exact_mut(8).zip(abuf.chunks_exact_mut(8));
+        for (col, (chunk, achunk)) in ((x0 / 8) as usize..).zip(chunks.take(tiles)) {
+            let at = row_base + (col & 31);
+            let tile = self.vram[at];
+            let a = self.vram[0x2000 + at];
+            let fine_y = if a & 0x40 != 0 { 7 - (y & 7) } else { y & 7 } as usize * 2;
+            let bank = if a & 0x08 != 0 { 0x2000 } else { 0 };
+            let addr = if signed {
+                (0x1000 + (tile as i8 as isize) * 16) as usize
+            } else {
+                tile as usize * 16
+            } + fine_y;
+            let mut lo = self.vram[bank + (addr & 0x1FFF)];
+            let mut hi = self.vram[bank + ((addr + 1) & 0x1FFF)];
+            if a & 0x20 != 0 {
+                lo = lo.reverse_bits();
+                hi = hi.reverse_bits();
+            }
+            let v = SPREAD[lo as usize] | (SPREAD[hi as usize] << 1);
+            chunk.copy_from_slice(&v.to_le_bytes());
+            achunk.fill(a & 0x87);
+        }
+        out.copy_from_slice(&buf[fine_x..fine_x + out.len()]);
+        attr_out.copy_from_slice(&abuf[fine_x..fine_x + out.len()]);
+    }
+
+    fn draw_objects_cgb(&self, ly: usize, bg: &[u8; WIDTH], attr: &[u8; WIDTH], line: &mut [u16]) {
+        let height = if self.lcdc & 0x04 != 0 { 16 } else { 8 };
+        let (mut list, n) = self.scan_objects();
+        let list = &mut list[..n];
+        if self.opri & 1 != 0 {
+            // DMG-style priority (smaller X first) when OPRI asks for it.
+            list.sort_unstable();
+        }
+        let bg_master = self.lcdc & 0x01 != 0;
+        let mut claimed = [false; WIDTH];
+        for &(ox, idx) in list.iter() {
+            let o = &self.oam[idx as usize * 4..idx as usize * 4 + 4];
+            let oattr = o[3];
+            let mut row = ly as i32 - (o[0] as i32 - 16);
+            if oattr & 0x40 != 0 {
+                row = height - 1 - row;
+            }
+            let tile = if height == 16 { o[2] & 0xFE } else { o[2] } as usize;
+            let bank = if oattr & 0x08 != 0 { 0x2000 } else { 0 };
+            let addr = bank + tile * 16 + row as usize * 2;
+            let (lo, hi) = (self.vram[addr], self.vram[addr + 1]);
+            for dx in 0..8 {
+                let sx = ox as i32 - 8 + dx;
+                if !(0..WIDTH as i32).contains(&sx) {
+                    continue;
+                }
+                let sx = sx as usize;
+                if claimed[sx] {
+                    continue;
+                }
+                let bit = if oattr & 0x20 != 0 { dx } else { 7 - dx };
+                let c = ((hi >> bit) & 1) << 1 | ((lo >> bit) & 1);
+                if c == 0 {
+                    continue;
+                }
+                claimed[sx] = true;
+                let bg_wins =
+                    bg_master && bg[sx] != 0 && (oattr & 0x80 != 0 || attr[sx] & 0x80 != 0);
+                if !bg_wins {
+                    line[sx] = colour(&self.obj_pal, oattr & 7, c);
+                }
+            }
+        }
+    }
+
+    // ----- CGB palette memory -----
+
+    fn palette_blocked(&self) -> bool {
+        self.lcd_on() && self.mode == 3
+    }
+
+    /// Reads BCPD (`obj == false`) or OCPD.
+    pub fn read_palette_data(&self, obj: bool) -> u8 {
+        if self.palette_blocked() {
+            return 0xFF;
+        }
+        let (pal, idx) = if obj {
+            (&self.obj_pal, self.ocps)
+        } else {
+            (&self.bg_pal, self.bcps)
+        };
+        pal[(idx & 0x3F) as usize]
+    }
+
+    /// Writes BCPD or OCPD; the index advances when its bit 7 is set, even when the write
+    /// itself is blocked in mode 3.
+    pub fn write_palette_data(&mut self, obj: bool, v: u8) {
+        let blocked = self.palette_blocked();
+        let (pal, idx) = if obj {
+            (&mut self.obj_pal, &mut self.ocps)
+        } else {
+            (&mut self.bg_pal, &mut self.bcps)
+        };
+        if !blocked {
+            pal[(*idx & 0x3F) as usize] = v;
+        }
+        if *idx & 0x80 != 0 {
+            *idx = 0x80 | (idx.wrapping_add(1) & 0x3F);
+        }
+    }
+
+    /// The CGB-only state: VRAM bank 1, palettes, the speed clock and the colour frame.
+    pub(crate) fn save_cgb(&self, w: &mut Writer) {
+        w.bytes(&self.vram[0x2000..]);
+        w.bytes(&self.bg_pal);
+        w.bytes(&self.obj_pal);
+        w.bytes(&[
+            (self.vram_bank >> 13) as u8,
+            self.bcps,
+            self.ocps,
+            self.opri,
+            self.shift as u8,
+            self.hblank_dma as u8,
+        ]);
+        w.u32(self.hblanks);
+        w.u64(self.base_bus);
+        w.u64(self.base_dot);
+        for &c in &self.frame_rgb {
+            w.u16(c);
+        }
+    }
+
+    pub(crate) fn load_cgb(&mut self, r: &mut Reader) -> Result<(), StateError> {
+        self.vram[0x2000..].copy_from_slice(r.bytes(0x2000)?);
+        self.bg_pal = r.array()?;
+        self.obj_pal = r.array()?;
+        let b: [u8; 6] = r.array()?;
+        if b[0] > 1 || b[4] > 1 || b[5] > 1 {
+            return Err(StateError::Invalid("CGB VRAM bank, speed or HDMA flag"));
+        }
+        self.vram_bank = (b[0] as usize) << 13;
+        self.bcps = b[1] & 0xBF;
+        self.ocps = b[2] & 0xBF;
+        self.opri = b[3] & 1;
+        self.shift = b[4] as u32;
+        self.hblank_dma = b[5] != 0;
+        self.hblanks = r.u32()?;
+        self.base_bus = r.u64()?;
+        self.base_dot = r.u64()?;
+        self.frame_rgb.clear();
+        for _ in 0..WIDTH * HEIGHT {
+            self.frame_rgb.push(r.u16()? & 0x7FFF);
+        }
+        if self.hblanks > 2 {
+            return Err(StateError::Invalid("pending HBlank DMA count"));
+        }
+        Ok(())
+    }
+
     pub(crate) fn save(&self, w: &mut Writer) {
-        w.bytes(&self.vram[..]);
+        w.bytes(&self.vram[..0x2000]);
         w.bytes(&self.oam);
         w.bytes(&[
             self.lcdc,
@@ -724,7 +1077,7 @@ impl Ppu {
     }
 
     pub(crate) fn load(&mut self, r: &mut Reader) -> Result<(), StateError> {
-        self.vram.copy_from_slice(r.bytes(0x2000)?);
+        self.vram[..0x2000].copy_from_slice(r.bytes(0x2000)?);
         self.oam.copy_from_slice(r.bytes(0xA0)?);
         let b: [u8; 20] = r.array()?;
         let phase = Phase::from_u8(b[14]).ok_or(StateError::Invalid("PPU phase"))?;
@@ -767,6 +1120,10 @@ impl Ppu {
     /// Checks that the timing state is one the PPU can reach, relative to `now`.
     pub(crate) fn validate(&self, now: u64) -> Result<(), StateError> {
         use crate::state::check_time;
+        if now < self.base_bus || self.base_dot > now || now - self.base_bus > 1 << 61 {
+            return Err(StateError::Invalid("PPU speed-switch time"));
+        }
+        let now = self.dot(now);
         check_time(self.next_time, now, "PPU next transition time")?;
         check_time(self.frame_origin, now, "PPU frame origin")?;
         check_time(self.last_frame_end, now, "PPU last frame end")?;
@@ -781,7 +1138,7 @@ impl Ppu {
             Phase::LyInc => self.ly <= 142,
             Phase::Mode2 => (1..=143).contains(&self.ly),
             Phase::Mode3 | Phase::Mode0 => self.ly <= 143,
-            Phase::VBlank => self.ly == 143,
+            Phase::VBlank | Phase::PreVBlank => self.ly == 143,
             Phase::VBlankLine => (144..=152).contains(&self.ly),
             Phase::Line0 => self.ly == 153 || self.ly == 0,
         };

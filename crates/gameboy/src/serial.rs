@@ -17,6 +17,8 @@ pub struct Serial {
     sc: u8,
     bits_left: u8,
     synced: u64,
+    /// CGB: SC bit 1 selects the fast clock (32x).
+    cgb: bool,
     /// Bytes sent with the internal clock, in order.
     pub output: Vec<u8>,
 }
@@ -29,7 +31,30 @@ impl Serial {
             sc: 0x7E,
             bits_left: 0,
             synced: now,
+            cgb: false,
             output: Vec::new(),
+        }
+    }
+
+    /// Gives SC its CGB meaning (bit 1 = fast clock).
+    pub fn enable_cgb(&mut self) {
+        self.cgb = true;
+        // The CGB boot ROM leaves the internal clock selected.
+        self.sc = 0x7F;
+    }
+
+    /// Bits of SC that read as 1 whatever was written.
+    fn unused(&self) -> u8 {
+        if self.cgb { 0x7C } else { 0x7E }
+    }
+
+    /// Serial clock period in cycles: falling edges of counter bit 8, or bit 3 with the
+    /// CGB's fast clock.
+    fn period(&self) -> u64 {
+        if self.cgb && self.sc & 2 != 0 {
+            PERIOD / 32
+        } else {
+            PERIOD
         }
     }
 
@@ -51,7 +76,7 @@ impl Serial {
             self.synced = self.synced.max(t);
             return false;
         }
-        let n = edges(self.synced, t, div_add, PERIOD).min(8) as u8;
+        let n = edges(self.synced, t, div_add, self.period()).min(8) as u8;
         self.synced = t;
         self.shift(n);
         if self.bits_left == 0 {
@@ -66,13 +91,13 @@ impl Serial {
         if !self.active() {
             return NEVER;
         }
-        next_edge(self.synced, div_add, PERIOD) + (self.bits_left as u64 - 1) * PERIOD
+        next_edge(self.synced, div_add, self.period()) + (self.bits_left as u64 - 1) * self.period()
     }
 
     /// The system counter is reset at `t` (after `sync(t)`): if bit 8 was set, that is a
     /// falling edge of the serial clock.
     pub fn div_reset(&mut self, t: u64, old_counter: u16) -> bool {
-        if self.active() && old_counter & 0x100 != 0 {
+        if self.active() && old_counter as u64 & (self.period() >> 1) != 0 {
             self.shift(1);
             self.synced = t;
             if self.bits_left == 0 {
@@ -90,7 +115,7 @@ impl Serial {
 
     /// Reads SC (unused bits read as 1).
     pub fn read_sc(&self) -> u8 {
-        self.sc | 0x7E
+        self.sc | self.unused()
     }
 
     /// Writes SB.
@@ -100,7 +125,7 @@ impl Serial {
 
     /// Writes SC at time `t`; starting a transfer with the internal clock sends SB.
     pub fn write_sc(&mut self, t: u64, v: u8) {
-        self.sc = v | 0x7E;
+        self.sc = v | self.unused();
         if v & 0x81 == 0x81 {
             if self.output.len() < OUTPUT_LIMIT {
                 self.output.push(self.sb);
@@ -124,7 +149,7 @@ impl Serial {
 
     pub(crate) fn load(&mut self, r: &mut Reader) -> Result<(), StateError> {
         self.sb = r.u8()?;
-        self.sc = r.u8()? | 0x7E;
+        self.sc = r.u8()? | self.unused();
         self.bits_left = r.u8()?.min(8);
         self.synced = r.u64()?;
         let n = r.u32()? as usize;

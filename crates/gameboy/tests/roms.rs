@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 
-use gameboy::GameBoy;
+use gameboy::{GameBoy, Model};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Verdict {
@@ -44,6 +44,25 @@ struct Rom {
     kind: Kind,
     /// Emulated frames before giving up.
     max_frames: u32,
+    /// The machine it runs on.
+    model: Model,
+}
+
+impl Rom {
+    /// Key in the results file: the path, prefixed with `cgb/` for CGB runs.
+    fn key(&self) -> String {
+        match self.model {
+            Model::Dmg => self.path.to_string(),
+            Model::Cgb => format!("cgb/{}", self.path),
+        }
+    }
+
+    fn on_cgb(self) -> Rom {
+        Rom {
+            model: Model::Cgb,
+            ..self
+        }
+    }
 }
 
 const fn blargg(path: &'static str, max_frames: u32) -> Rom {
@@ -51,6 +70,7 @@ const fn blargg(path: &'static str, max_frames: u32) -> Rom {
         path,
         kind: Kind::BlarggSerial,
         max_frames,
+        model: Model::Dmg,
     }
 }
 
@@ -59,6 +79,7 @@ const fn blargg_mem(path: &'static str, max_frames: u32) -> Rom {
         path,
         kind: Kind::BlarggMemory,
         max_frames,
+        model: Model::Dmg,
     }
 }
 
@@ -67,6 +88,7 @@ const fn mooneye(path: &'static str) -> Rom {
         path,
         kind: Kind::Mooneye,
         max_frames: 1200,
+        model: Model::Dmg,
     }
 }
 
@@ -208,8 +230,35 @@ fn blargg_roms() -> Vec<Rom> {
     ]
 }
 
+/// Mooneye tests for the CGB (run in DMG compatibility mode: they are DMG cartridges).
+const MOONEYE_CGB: &[&str] = &[
+    "misc/bits/unused_hwio-C",
+    "misc/boot_div-cgbABCDE",
+    "misc/boot_hwio-C",
+    "misc/boot_regs-cgb",
+    "misc/ppu/vblank_stat_intr-C",
+];
+
+/// ROMs run on a CGB: Blargg's CGB-flagged ROMs in CGB mode, the Mooneye CGB tests.
+fn cgb_roms() -> Vec<Rom> {
+    let mut v = vec![
+        blargg("blargg/cpu_instrs/cpu_instrs.gb", 4000).on_cgb(),
+        blargg("blargg/instr_timing/instr_timing.gb", 600).on_cgb(),
+        blargg("blargg/interrupt_time/interrupt_time.gb", 600).on_cgb(),
+        blargg("blargg/mem_timing/mem_timing.gb", 600).on_cgb(),
+        blargg_mem("blargg/mem_timing-2/mem_timing.gb", 900).on_cgb(),
+        blargg_mem("blargg/halt_bug.gb", 600).on_cgb(),
+    ];
+    for p in MOONEYE_CGB {
+        let path: &'static str = Box::leak(format!("mooneye-test-suite/{p}.gb").into_boxed_str());
+        v.push(mooneye(path).on_cgb());
+    }
+    v
+}
+
 fn all_roms() -> Vec<Rom> {
     let mut v = blargg_roms();
+    v.extend(cgb_roms());
     for p in MOONEYE_ACCEPTANCE {
         let path: &'static str =
             Box::leak(format!("mooneye-test-suite/acceptance/{p}.gb").into_boxed_str());
@@ -266,7 +315,7 @@ fn rom_dir() -> PathBuf {
 
 /// Runs one ROM to its verdict; the string explains it.
 fn run(rom: &Rom, data: Vec<u8>) -> (Verdict, String) {
-    let mut gb = match GameBoy::new(data) {
+    let mut gb = match GameBoy::with_model(data, rom.model) {
         Ok(gb) => gb,
         Err(e) => return (Verdict::Fail, format!("load error: {e}")),
     };
@@ -343,7 +392,12 @@ fn read_expected() -> BTreeMap<String, (String, String)> {
 #[test]
 fn test_roms_match_expected_results() {
     let dir = rom_dir();
-    let roms = all_roms();
+    // GAMEBOY_ONLY=substring runs the matching ROMs and only reports (for debugging).
+    let only = std::env::var("GAMEBOY_ONLY").ok();
+    let roms: Vec<Rom> = all_roms()
+        .into_iter()
+        .filter(|r| only.as_deref().is_none_or(|o| r.key().contains(o)))
+        .collect();
     let results = Mutex::new(BTreeMap::new());
     let next = Mutex::new(0usize);
     let workers = std::thread::available_parallelism()
@@ -363,7 +417,7 @@ fn test_roms_match_expected_results() {
                     let data = std::fs::read(dir.join(rom.path))
                         .unwrap_or_else(|e| panic!("read {}: {e}", rom.path));
                     let r = run(rom, data);
-                    results.lock().unwrap().insert(rom.path.to_string(), r);
+                    results.lock().unwrap().insert(rom.key(), r);
                 }
             });
         }
@@ -385,6 +439,7 @@ fn test_roms_match_expected_results() {
         ("Mooneye MBC1", "mooneye-test-suite/emulator-only/mbc1/"),
         ("Mooneye MBC2", "mooneye-test-suite/emulator-only/mbc2/"),
         ("Mooneye MBC5", "mooneye-test-suite/emulator-only/mbc5/"),
+        ("CGB (Blargg and Mooneye)", "cgb/"),
     ] {
         let (p, n) = count(prefix);
         report.push_str(&format!("{label}: {p}/{n} pass\n"));
@@ -395,6 +450,9 @@ fn test_roms_match_expected_results() {
         }
     }
     eprintln!("{report}");
+    if only.is_some() {
+        return;
+    }
 
     let expected = read_expected();
     let mut lines = String::from(
