@@ -2,7 +2,8 @@
 //! state the machine is unchanged, after an accepted one it keeps running. Each input is
 //! tried raw and spliced into a real state with its CRC repaired, so the payload parser
 //! sees adversarial data behind valid header checks. Every input is tried on a DMG and on
-//! a CGB running the same cartridge flagged for colour (CGB mode, with its CGB section).
+//! a CGB, with the cartridge flagged for colour (CGB mode) and without (DMG compatibility
+//! mode).
 #![no_main]
 
 use std::cell::RefCell;
@@ -36,17 +37,18 @@ struct Fixture {
     before: Vec<u8>,
 }
 
-fn fixture(model: gameboy::Model) -> Fixture {
-    let mut gb = gameboy::GameBoy::with_model(rom(model == gameboy::Model::Cgb), model).unwrap();
+fn fixture(model: gameboy::Model, cgb_flag: bool) -> Fixture {
+    let mut gb = gameboy::GameBoy::with_model(rom(cgb_flag), model).unwrap();
     gb.run_frames(10, true);
     let before = gb.save_state();
     Fixture { gb, before }
 }
 
 thread_local! {
-    static FIXTURES: RefCell<[Fixture; 2]> = RefCell::new([
-        fixture(gameboy::Model::Dmg),
-        fixture(gameboy::Model::Cgb),
+    static FIXTURES: RefCell<[Fixture; 3]> = RefCell::new([
+        fixture(gameboy::Model::Dmg, false),
+        fixture(gameboy::Model::Cgb, true),
+        fixture(gameboy::Model::Cgb, false),
     ]);
 }
 

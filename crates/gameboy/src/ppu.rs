@@ -1011,8 +1011,13 @@ impl Ppu {
         w.u32(self.hblanks);
         w.u64(self.base_bus);
         w.u64(self.base_dot);
-        for &c in &self.frame_rgb {
-            w.u16(c);
+        // A row at a time: one bulk write per row instead of one call per pixel.
+        let mut row = [0u8; 2 * WIDTH];
+        for line in self.frame_rgb.chunks_exact(WIDTH) {
+            for (o, c) in row.chunks_exact_mut(2).zip(line) {
+                o.copy_from_slice(&c.to_le_bytes());
+            }
+            w.bytes(&row);
         }
     }
 
@@ -1033,9 +1038,12 @@ impl Ppu {
         self.hblanks = r.u32()?;
         self.base_bus = r.u64()?;
         self.base_dot = r.u64()?;
-        self.frame_rgb.clear();
-        for _ in 0..WIDTH * HEIGHT {
-            self.frame_rgb.push(r.u16()? & 0x7FFF);
+        // Only CGB mode keeps a colour frame (DMG compatibility mode has none).
+        let n = if self.cgb_mode { WIDTH * HEIGHT } else { 0 };
+        let data = r.bytes(2 * n)?;
+        self.frame_rgb.resize(n, 0);
+        for (c, b) in self.frame_rgb.iter_mut().zip(data.chunks_exact(2)) {
+            *c = u16::from_le_bytes([b[0], b[1]]) & 0x7FFF;
         }
         if self.hblanks > 2 {
             return Err(StateError::Invalid("pending HBlank DMA count"));

@@ -192,6 +192,27 @@ fn same(a: &[u8], b: &[u8], what: &str) {
     }
 }
 
+/// DMG compatibility mode (a cartridge without the CGB flag on a CGB) round-trips too.
+#[test]
+fn compatibility_mode_states_round_trip() {
+    let mini = std::fs::read(repo().join("cartridges/mini-zelda/mini-zelda.gb")).unwrap();
+    let mut a = GameBoy::with_model(mini.clone(), Model::Cgb).unwrap();
+    assert!(!a.cgb_mode());
+    a.run_frames(30, true);
+    let state = a.save_state();
+    let mut b = GameBoy::with_model(mini, Model::Cgb).unwrap();
+    b.load_state(&state).unwrap();
+    same(&b.save_state(), &state, "compatibility-mode state reloaded");
+    a.run_frames(30, true);
+    b.run_frames(30, true);
+    same(
+        &a.save_state(),
+        &b.save_state(),
+        "compatibility mode run on",
+    );
+    assert!(a.frame() == b.frame());
+}
+
 #[test]
 fn states_do_not_cross_models() {
     let cgb = finished();

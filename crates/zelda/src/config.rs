@@ -27,6 +27,39 @@ pub struct EnvConfig {
     /// Frames the cartridge may take from power-on to normal play (DB95 = 0x0B) before reset
     /// gives up and asks for a start state.
     pub boot_timeout_frames: u32,
+    /// Game Boy model: `auto` (CGB for a cartridge with the CGB flag, such as Link's
+    /// Awakening DX; DMG otherwise), `dmg` or `cgb`. Left out of the serialized config
+    /// when `auto`, so config hashes of runs made before the field existed do not change.
+    #[serde(skip_serializing_if = "HardwareChoice::is_auto")]
+    pub model: HardwareChoice,
+}
+
+/// Which Game Boy runs the cartridge (`env.model`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HardwareChoice {
+    /// CGB for a cartridge whose header has the CGB flag (0x0143), DMG otherwise.
+    #[default]
+    Auto,
+    /// The original Game Boy.
+    Dmg,
+    /// Game Boy Color (colour for CGB cartridges, DMG compatibility mode for others).
+    Cgb,
+}
+
+impl HardwareChoice {
+    fn is_auto(&self) -> bool {
+        *self == HardwareChoice::Auto
+    }
+
+    /// The model for a cartridge with this header.
+    pub fn resolve(self, header: &gameboy::Header) -> gameboy::Model {
+        match self {
+            HardwareChoice::Auto => gameboy::Model::for_header(header),
+            HardwareChoice::Dmg => gameboy::Model::Dmg,
+            HardwareChoice::Cgb => gameboy::Model::Cgb,
+        }
+    }
 }
 
 impl Default for EnvConfig {
@@ -41,6 +74,7 @@ impl Default for EnvConfig {
             start_select: false,
             reset_noop_max: 30,
             boot_timeout_frames: 3600,
+            model: HardwareChoice::Auto,
         }
     }
 }
@@ -167,5 +201,20 @@ mod tests {
             ..Default::default()
         };
         assert!(r.validate().unwrap_err().contains("reward.death"));
+    }
+
+    #[test]
+    fn model_defaults_to_auto_and_stays_out_of_the_hash() {
+        let json = serde_json::to_string(&EnvConfig::default()).unwrap();
+        assert!(!json.contains("model"), "{json}");
+        let cfg: EnvConfig = serde_json::from_str(r#"{"model": "cgb"}"#).unwrap();
+        assert_eq!(cfg.model, HardwareChoice::Cgb);
+        assert!(
+            serde_json::to_string(&cfg)
+                .unwrap()
+                .contains(r#""model":"cgb""#)
+        );
+        let err = serde_json::from_str::<EnvConfig>(r#"{"model": "gba"}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown variant `gba`"), "{err}");
     }
 }

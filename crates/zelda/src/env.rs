@@ -117,12 +117,18 @@ pub struct ZeldaEnv {
     frames: FrameStack,
 }
 
+/// The Game Boy `config.model` asks for, with `rom` inserted.
+fn machine(rom: Vec<u8>, config: &EnvConfig) -> Result<GameBoy, gameboy::Error> {
+    let header = gameboy::Header::parse(&rom)?;
+    GameBoy::with_model(rom, config.model.resolve(&header))
+}
+
 impl ZeldaEnv {
     /// Powers the cartridge on and runs it until normal play; resets return to that moment.
     pub fn new(rom: Vec<u8>, config: EnvConfig, rewards: RewardConfig) -> Result<Self, EnvError> {
         config.validate().map_err(EnvError::Config)?;
         rewards.validate().map_err(EnvError::Config)?;
-        let mut gb = GameBoy::new(rom)?;
+        let mut gb = machine(rom, &config)?;
         let mut frames = 0;
         while !GameState::read(&gb).in_play() {
             if frames >= config.boot_timeout_frames {
@@ -145,7 +151,7 @@ impl ZeldaEnv {
     ) -> Result<Self, EnvError> {
         config.validate().map_err(EnvError::Config)?;
         rewards.validate().map_err(EnvError::Config)?;
-        let mut gb = GameBoy::new(rom)?;
+        let mut gb = machine(rom, &config)?;
         gb.load_state(&start_state)?;
         Ok(Self::assemble(gb, config, rewards, start_state))
     }

@@ -16,7 +16,7 @@ pub mod reward;
 pub mod state;
 
 pub use action::{Action, ActionSet};
-pub use config::{EnvConfig, RewardConfig};
+pub use config::{EnvConfig, HardwareChoice, RewardConfig};
 pub use env::{EnvError, EnvSnapshot, StepResult, ZeldaEnv};
 pub use state::{Direction, GameState, RoomKey};
 

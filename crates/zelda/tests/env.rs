@@ -140,3 +140,35 @@ fn snapshot_restore_continues_exactly() {
     }
     assert_eq!(a.snapshot(), b.snapshot());
 }
+
+#[test]
+fn model_follows_the_config() {
+    use gameboy::Model;
+    use zelda::HardwareChoice;
+    // mini-zelda has no CGB flag: `auto` gives a DMG.
+    let e = env(EnvConfig::default());
+    assert_eq!(e.gameboy().model(), Model::Dmg);
+    // On a CGB it runs in DMG compatibility mode and plays the same way.
+    let cgb = EnvConfig {
+        model: HardwareChoice::Cgb,
+        ..Default::default()
+    };
+    let mut e = env(cgb.clone());
+    assert_eq!(e.gameboy().model(), Model::Cgb);
+    assert!(!e.gameboy().cgb_mode());
+    let right = index_of(&e, Action::Right);
+    let x0 = e.state().x;
+    e.step(right);
+    assert_eq!(e.state().x, x0 + 8, "{:?}", e.state());
+    // A start state from the other model is refused with a message that says so.
+    let dmg_state = env(EnvConfig::default()).gameboy().save_state();
+    let err = ZeldaEnv::with_start_state(
+        zelda::MINI_ZELDA.to_vec(),
+        dmg_state,
+        cgb,
+        RewardConfig::default(),
+    )
+    .err()
+    .unwrap();
+    assert!(err.to_string().contains("saved on a DMG"), "{err}");
+}
