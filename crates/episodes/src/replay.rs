@@ -71,7 +71,10 @@ pub fn replay(
     mut on_frame: impl FnMut(u32, &[u8]),
 ) -> Result<ReplayReport, ReplayError> {
     let id = seg.id();
-    let mut gb = GameBoy::new(rom.to_vec())?;
+    // The machine the segment was recorded on (`env.model`; DX runs on a CGB).
+    let header = gameboy::Header::parse(rom)?;
+    let model = seg.meta.env_config.model.resolve(&header);
+    let mut gb = GameBoy::with_model(rom.to_vec(), model)?;
     let given = hex::encode(gb.rom_sha1());
     if given != seg.meta.cartridge_sha1 {
         return Err(ReplayError::WrongCartridge {

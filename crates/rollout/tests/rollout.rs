@@ -92,6 +92,22 @@ fn every_segment_replays_bit_exactly() {
 }
 
 #[test]
+fn segments_recorded_on_a_cgb_replay_on_a_cgb() {
+    let cfg = EnvConfig {
+        model: zelda::HardwareChoice::Cgb,
+        ..Default::default()
+    };
+    let segs = rollout(1, 5, 1, 70, cfg);
+    assert!(!segs.is_empty());
+    for (key, bytes) in &segs {
+        let seg = Segment::decode(bytes, key).unwrap();
+        assert_eq!(seg.meta.env_config.model, zelda::HardwareChoice::Cgb);
+        let report = episodes::replay(&seg, zelda::MINI_ZELDA, |_, _| {}).unwrap();
+        assert_eq!(report.steps, seg.meta.steps);
+    }
+}
+
+#[test]
 fn same_seed_same_bytes_for_any_thread_count() {
     let a = rollout(1, 5, 3, 70, EnvConfig::default());
     let b = rollout(2, 5, 3, 70, EnvConfig::default());
