@@ -451,8 +451,9 @@ impl Bus {
             return false;
         }
         c.armed = false;
-        c.double_speed = !c.double_speed;
-        let double = c.double_speed;
+        let double = !c.double_speed;
+        self.audio.sync(t, self.timer.div_add, !double);
+        self.cgb.as_deref_mut().expect("CGB").double_speed = double;
         self.sync_all(t);
         self.ppu.set_double_speed(t, double);
         // The CPU pauses while the clock settles (2050 M-cycles).
@@ -478,6 +479,10 @@ impl Bus {
             }
             0xFF0F => self.sync_all(t),
             0xFF41 | 0xFF44 => self.sync_ppu(t),
+            0xFF10..=0xFF3F => {
+                let double = self.double_speed();
+                self.audio.sync(t, self.timer.div_add, double);
+            }
             _ => {}
         }
         match addr {
@@ -510,10 +515,13 @@ impl Bus {
                     self.if_ |= IRQ_SERIAL;
                 }
                 let old = self.timer.counter(t);
+                let double = self.double_speed();
+                self.audio.sync(t, self.timer.div_add, double);
                 self.timer.write_div(t);
                 if self.serial.div_reset(t, old) {
                     self.if_ |= IRQ_SERIAL;
                 }
+                self.audio.div_reset(old, double);
             }
             0xFF05..=0xFF07 => {
                 if self.timer.sync(t) {
@@ -529,7 +537,11 @@ impl Bus {
                 self.sync_all(t);
                 self.if_ = v & 0x1F;
             }
-            0xFF10..=0xFF3F => self.audio.write(addr, v),
+            0xFF10..=0xFF3F => {
+                let double = self.double_speed();
+                self.audio.sync(t, self.timer.div_add, double);
+                self.audio.write(addr, v);
+            }
             0xFF40..=0xFF4B => {
                 self.sync_ppu(t);
                 let irq = match addr {
@@ -767,6 +779,7 @@ impl Bus {
             undoc: [0; 4],
         }));
         self.ppu.cgb_hw = true;
+        self.audio.enable_cgb();
         // The CGB boot ROM leaves no button group selected.
         self.joypad.write(0x30);
         if !mode {

@@ -46,7 +46,7 @@ use cartridge::Cartridge;
 use cpu::Cpu;
 
 /// Emulator version, recorded with recorded episodes so results can be traced to a core.
-pub const VERSION: &str = concat!("gameboy-", env!("CARGO_PKG_VERSION"), "+state", "1");
+pub const VERSION: &str = concat!("gameboy-", env!("CARGO_PKG_VERSION"), "+state", "2");
 
 /// Observation height (rows) of [`GameBoy::observation`].
 pub const OBS_HEIGHT: usize = 72;
@@ -265,7 +265,7 @@ impl GameBoy {
             serial: serial::Serial::new(T0),
             joypad: joypad::Joypad::new(),
             dma: dma::Dma::new(),
-            audio: audio::Audio::post_boot(),
+            audio: audio::Audio::post_boot().at(T0),
             ie: 0,
             if_: 0x01,
             boot: None,
@@ -317,7 +317,7 @@ impl GameBoy {
         let bus = &mut gb.m.bus;
         bus.ppu = ppu::Ppu::new(T0);
         bus.timer = timer::Timer::new(0, T0);
-        bus.audio = audio::Audio::new();
+        bus.audio = audio::Audio::new().at(T0);
         bus.if_ = 0;
         bus.cart.set_boot_overlay(Some(&boot));
         bus.boot = Some(Arc::from(boot));
@@ -543,6 +543,7 @@ impl GameBoy {
         self.m.cpu.save(&mut w);
         self.m.bus.save(&mut w);
         w.u64(self.m.frames);
+        self.m.bus.audio.save_timing(&mut w);
         self.m.bus.save_cgb(&mut w);
         state::seal(w, &self.rom_sha1)
     }
@@ -550,7 +551,7 @@ impl GameBoy {
     /// Restores a state made by [`GameBoy::save_state`] with the same ROM. On error the
     /// machine is unchanged.
     pub fn load_state(&mut self, data: &[u8]) -> Result<(), StateError> {
-        let payload = state::open(data, &self.rom_sha1)?;
+        let (payload, version) = state::open(data, &self.rom_sha1)?;
         let payload = match (
             payload.strip_prefix(CGB_STATE_TAG),
             self.m.bus.cgb.is_some(),
@@ -574,6 +575,10 @@ impl GameBoy {
         scratch.cpu.load(&mut r)?;
         scratch.bus.load(&mut r)?;
         scratch.frames = r.u64()?;
+        // Format 1 had no sound timing: the counters start idle.
+        let now = scratch.bus.cycles;
+        let timing = (version >= 2).then_some(&mut r);
+        scratch.bus.audio.load_timing(timing, now)?;
         scratch.bus.load_cgb(&mut r)?;
         if r.remaining() != 0 {
             return Err(StateError::Invalid(

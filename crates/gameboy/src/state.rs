@@ -8,8 +8,12 @@ use thiserror::Error;
 
 /// First bytes of every state.
 pub const MAGIC: [u8; 8] = *b"ZRLGBST\x1A";
-/// Payload format version; bump on any layout change.
-pub const FORMAT_VERSION: u32 = 1;
+/// Payload format version; bump on any layout change. Version 2 added the sound timing
+/// (frame sequencer, length counters, sweep) after the frame count; version 1 states still
+/// load, with those counters idle.
+pub const FORMAT_VERSION: u32 = 2;
+/// Oldest format version this build reads.
+pub const OLDEST_VERSION: u32 = 1;
 /// Bytes before the payload.
 pub const HEADER_LEN: usize = 8 + 4 + 4 + 20 + 4;
 
@@ -29,7 +33,7 @@ pub enum StateError {
     BadMagic,
     /// Written by another format version.
     #[error(
-        "save state format version {found} is not supported (this build reads version {expected})"
+        "save state format version {found} is not supported (this build reads versions 1 to {expected})"
     )]
     Version {
         /// Version in the state.
@@ -179,8 +183,9 @@ pub(crate) fn begin(capacity: usize) -> Writer {
     w
 }
 
-/// Checks header, length, ROM binding and checksum; returns the payload.
-pub(crate) fn open<'a>(data: &'a [u8], rom_sha1: &[u8; 20]) -> Result<&'a [u8], StateError> {
+/// Checks header, length, ROM binding and checksum; returns the payload and its format
+/// version.
+pub(crate) fn open<'a>(data: &'a [u8], rom_sha1: &[u8; 20]) -> Result<(&'a [u8], u32), StateError> {
     if data.len() < HEADER_LEN {
         return Err(StateError::Truncated {
             len: data.len(),
@@ -191,7 +196,7 @@ pub(crate) fn open<'a>(data: &'a [u8], rom_sha1: &[u8; 20]) -> Result<&'a [u8], 
         return Err(StateError::BadMagic);
     }
     let version = u32::from_le_bytes(data[8..12].try_into().expect("4 bytes"));
-    if version != FORMAT_VERSION {
+    if !(OLDEST_VERSION..=FORMAT_VERSION).contains(&version) {
         return Err(StateError::Version {
             found: version,
             expected: FORMAT_VERSION,
@@ -222,7 +227,7 @@ pub(crate) fn open<'a>(data: &'a [u8], rom_sha1: &[u8; 20]) -> Result<&'a [u8], 
     if stored != computed {
         return Err(StateError::Checksum { stored, computed });
     }
-    Ok(&data[HEADER_LEN..])
+    Ok((&data[HEADER_LEN..], version))
 }
 
 fn hex(b: &[u8]) -> String {

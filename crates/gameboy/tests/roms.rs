@@ -36,6 +36,9 @@ enum Kind {
     BlarggMemory,
     /// Verdict from the registers at `LD B,B` (Fibonacci 3 5 8 13 21 34 = pass).
     Mooneye,
+    /// Verdict from the text on screen ("Passed"/"Failed"): ROMs without serial output or
+    /// cartridge RAM. Blargg's font maps tile N to ASCII N, so the BG map is the text.
+    BlarggScreen,
 }
 
 struct Rom {
@@ -195,7 +198,7 @@ const MOONEYE_MBC: &[&str] = &[
 ];
 
 fn blargg_roms() -> Vec<Rom> {
-    vec![
+    let mut v = vec![
         blargg("blargg/cpu_instrs/cpu_instrs.gb", 4000),
         blargg("blargg/cpu_instrs/individual/01-special.gb", 600),
         blargg("blargg/cpu_instrs/individual/02-interrupts.gb", 600),
@@ -227,8 +230,31 @@ fn blargg_roms() -> Vec<Rom> {
         blargg_mem("blargg/oam_bug/rom_singles/6-timing_no_bug.gb", 600),
         blargg_mem("blargg/oam_bug/rom_singles/7-timing_effect.gb", 900),
         blargg_mem("blargg/oam_bug/rom_singles/8-instr_effect.gb", 600),
-    ]
+    ];
+    // Sound: what the registers show (no synthesis), DMG rules.
+    for name in DMG_SOUND {
+        let path: &'static str =
+            Box::leak(format!("blargg/dmg_sound/rom_singles/{name}.gb").into_boxed_str());
+        v.push(blargg_mem(path, 1200));
+    }
+    v
 }
+
+/// Blargg's sound tests (one ROM each).
+const DMG_SOUND: &[&str] = &[
+    "01-registers",
+    "02-len ctr",
+    "03-trigger",
+    "04-sweep",
+    "05-sweep details",
+    "06-overflow on trigger",
+    "07-len sweep period sync",
+    "08-len ctr during power",
+    "09-wave read while on",
+    "10-wave trigger while on",
+    "11-regs after power",
+    "12-wave write while on",
+];
 
 /// Mooneye tests for the CGB (run in DMG compatibility mode: they are DMG cartridges).
 const MOONEYE_CGB: &[&str] = &[
@@ -244,7 +270,12 @@ fn cgb_roms() -> Vec<Rom> {
     let mut v = vec![
         blargg("blargg/cpu_instrs/cpu_instrs.gb", 4000).on_cgb(),
         blargg("blargg/instr_timing/instr_timing.gb", 600).on_cgb(),
-        blargg("blargg/interrupt_time/interrupt_time.gb", 600).on_cgb(),
+        Rom {
+            path: "blargg/interrupt_time/interrupt_time.gb",
+            kind: Kind::BlarggScreen,
+            max_frames: 600,
+            model: Model::Cgb,
+        },
         blargg("blargg/mem_timing/mem_timing.gb", 600).on_cgb(),
         blargg_mem("blargg/mem_timing-2/mem_timing.gb", 900).on_cgb(),
         blargg_mem("blargg/halt_bug.gb", 600).on_cgb(),
@@ -253,8 +284,29 @@ fn cgb_roms() -> Vec<Rom> {
         let path: &'static str = Box::leak(format!("mooneye-test-suite/{p}.gb").into_boxed_str());
         v.push(mooneye(path).on_cgb());
     }
+    for name in CGB_SOUND {
+        let path: &'static str =
+            Box::leak(format!("blargg/cgb_sound/rom_singles/{name}.gb").into_boxed_str());
+        v.push(blargg_mem(path, 1200).on_cgb());
+    }
     v
 }
+
+/// Blargg's CGB sound tests (CGB rules for power-off and wave RAM).
+const CGB_SOUND: &[&str] = &[
+    "01-registers",
+    "02-len ctr",
+    "03-trigger",
+    "04-sweep",
+    "05-sweep details",
+    "06-overflow on trigger",
+    "07-len sweep period sync",
+    "08-len ctr during power",
+    "09-wave read while on",
+    "10-wave trigger while on",
+    "11-regs after power",
+    "12-wave",
+];
 
 fn all_roms() -> Vec<Rom> {
     let mut v = blargg_roms();
@@ -313,6 +365,23 @@ fn rom_dir() -> PathBuf {
     )
 }
 
+/// The visible 20x18 tiles of the BG map at 0x9800 as text, one line per row.
+fn screen_text(gb: &GameBoy) -> String {
+    let mut text = String::new();
+    for row in 0..18u16 {
+        for col in 0..20u16 {
+            let t = gb.peek(0x9800 + row * 32 + col);
+            text.push(if (0x20..0x7F).contains(&t) {
+                t as char
+            } else {
+                ' '
+            });
+        }
+        text.push('\n');
+    }
+    text
+}
+
 /// Runs one ROM to its verdict; the string explains it.
 fn run(rom: &Rom, data: Vec<u8>) -> (Verdict, String) {
     let mut gb = match GameBoy::with_model(data, rom.model) {
@@ -335,6 +404,16 @@ fn run(rom: &Rom, data: Vec<u8>) -> (Verdict, String) {
             Kind::BlarggSerial => {
                 gb.run_frame(false);
                 let text = String::from_utf8_lossy(gb.serial_output());
+                if text.contains("Passed") {
+                    return (Verdict::Pass, format!("frame {frame}"));
+                }
+                if text.contains("Failed") {
+                    return (Verdict::Fail, text.trim().replace('\n', " | "));
+                }
+            }
+            Kind::BlarggScreen => {
+                gb.run_frame(false);
+                let text = screen_text(&gb);
                 if text.contains("Passed") {
                     return (Verdict::Pass, format!("frame {frame}"));
                 }

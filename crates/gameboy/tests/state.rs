@@ -424,3 +424,37 @@ fn observation_is_the_2x2_mean_of_the_greys() {
         }
     }
 }
+
+/// A format-1 state (before the sound timing was added) still loads: the sound counters
+/// start idle and everything else is restored.
+#[test]
+fn format_1_states_still_load() {
+    let mut gb = GameBoy::new(rom()).unwrap();
+    gb.run_frames(20, false);
+    let v2 = gb.save_state();
+    assert_eq!(gameboy::STATE_VERSION, 2);
+    // Format 2 appends 21 bytes of sound timing to a DMG payload; drop them.
+    let mut v1 = v2[..v2.len() - 21].to_vec();
+    v1[8..12].copy_from_slice(&1u32.to_le_bytes());
+    let len = v1.len() as u32;
+    v1[12..16].copy_from_slice(&len.to_le_bytes());
+    let crc = crc32fast::hash(&v1[40..]);
+    v1[36..40].copy_from_slice(&crc.to_le_bytes());
+    let mut other = GameBoy::new(rom()).unwrap();
+    other.load_state(&v1).unwrap();
+    assert_eq!(other.registers(), gb.registers());
+    assert_eq!(other.cycles(), gb.cycles());
+    other.run_frames(10, false);
+    gb.run_frames(10, false);
+    assert_eq!(other.peek(0xD000), gb.peek(0xD000));
+    // Version 0 and versions after this build's are refused by number.
+    for bad in [0u32, 3] {
+        let mut s = v2.clone();
+        s[8..12].copy_from_slice(&bad.to_le_bytes());
+        let err = other.load_state(&s).unwrap_err();
+        assert!(
+            matches!(err, StateError::Version { found, .. } if found == bad),
+            "{err}"
+        );
+    }
+}
