@@ -267,10 +267,10 @@ impl Audio {
         }
         if !self.power {
             // DMG: the length counters can still be loaded while the APU is off.
-            if !self.cgb {
-                if let Some(ch) = LENGTH_REG.iter().position(|&r| r == i) {
-                    self.load_length(ch, v);
-                }
+            if !self.cgb
+                && let Some(ch) = LENGTH_REG.iter().position(|&r| r == i)
+            {
+                self.load_length(ch, v);
             }
             return;
         }
