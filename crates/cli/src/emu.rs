@@ -52,8 +52,10 @@ pub struct RunArgs {
     /// and `rollout`: Link's Awakening boots into a file menu).
     #[arg(long, value_name = "OUT.state")]
     pub save_state: Option<PathBuf>,
-    /// Game Boy model: `auto` picks CGB for cartridges with the CGB flag (0x0143).
-    #[arg(long, value_enum, default_value_t = ModelArg::Auto)]
+    /// Game Boy model: `dmg` (default, also for CGB-compatible cartridges), `cgb`, or
+    /// `auto` (CGB for cartridges with the CGB flag at 0x0143). In CGB mode `--screenshot`
+    /// writes colour.
+    #[arg(long, value_enum, default_value_t = ModelArg::Dmg)]
     pub model: ModelArg,
 }
 
@@ -105,7 +107,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub json: bool,
     /// Game Boy model (as for `emu run`).
-    #[arg(long, value_enum, default_value_t = ModelArg::Auto)]
+    #[arg(long, value_enum, default_value_t = ModelArg::Dmg)]
     pub model: ModelArg,
 }
 

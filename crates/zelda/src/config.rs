@@ -27,10 +27,11 @@ pub struct EnvConfig {
     /// Frames the cartridge may take from power-on to normal play (DB95 = 0x0B) before reset
     /// gives up and asks for a start state.
     pub boot_timeout_frames: u32,
-    /// Game Boy model: `auto` (CGB for a cartridge with the CGB flag, such as Link's
-    /// Awakening DX; DMG otherwise), `dmg` or `cgb`. Left out of the serialized config
-    /// when `auto`, so config hashes of runs made before the field existed do not change.
-    #[serde(skip_serializing_if = "HardwareChoice::is_auto")]
+    /// Game Boy model: `dmg` (default; Link's Awakening DX runs on it too, in
+    /// monochrome), `cgb`, or `auto` (CGB for a cartridge with the CGB flag). Left out of
+    /// the serialized config when `dmg`, so config hashes of runs made before the field
+    /// existed do not change.
+    #[serde(skip_serializing_if = "HardwareChoice::is_dmg")]
     pub model: HardwareChoice,
 }
 
@@ -39,17 +40,17 @@ pub struct EnvConfig {
 #[serde(rename_all = "lowercase")]
 pub enum HardwareChoice {
     /// CGB for a cartridge whose header has the CGB flag (0x0143), DMG otherwise.
-    #[default]
     Auto,
     /// The original Game Boy.
+    #[default]
     Dmg,
     /// Game Boy Color (colour for CGB cartridges, DMG compatibility mode for others).
     Cgb,
 }
 
 impl HardwareChoice {
-    fn is_auto(&self) -> bool {
-        *self == HardwareChoice::Auto
+    fn is_dmg(&self) -> bool {
+        *self == HardwareChoice::Dmg
     }
 
     /// The model for a cartridge with this header.
@@ -74,7 +75,7 @@ impl Default for EnvConfig {
             start_select: false,
             reset_noop_max: 30,
             boot_timeout_frames: 3600,
-            model: HardwareChoice::Auto,
+            model: HardwareChoice::Dmg,
         }
     }
 }
@@ -204,7 +205,7 @@ mod tests {
     }
 
     #[test]
-    fn model_defaults_to_auto_and_stays_out_of_the_hash() {
+    fn model_defaults_to_dmg_and_stays_out_of_the_hash() {
         let json = serde_json::to_string(&EnvConfig::default()).unwrap();
         assert!(!json.contains("model"), "{json}");
         let cfg: EnvConfig = serde_json::from_str(r#"{"model": "cgb"}"#).unwrap();

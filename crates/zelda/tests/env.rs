@@ -145,9 +145,14 @@ fn snapshot_restore_continues_exactly() {
 fn model_follows_the_config() {
     use gameboy::Model;
     use zelda::HardwareChoice;
-    // mini-zelda has no CGB flag: `auto` gives a DMG.
+    // The default is a DMG; so is `auto` for mini-zelda, which has no CGB flag.
     let e = env(EnvConfig::default());
     assert_eq!(e.gameboy().model(), Model::Dmg);
+    let auto = EnvConfig {
+        model: HardwareChoice::Auto,
+        ..Default::default()
+    };
+    assert_eq!(env(auto).gameboy().model(), Model::Dmg);
     // On a CGB it runs in DMG compatibility mode and plays the same way.
     let cgb = EnvConfig {
         model: HardwareChoice::Cgb,
