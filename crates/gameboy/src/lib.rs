@@ -218,7 +218,7 @@ struct Machine {
     frames: u64,
 }
 
-/// A Game Boy (DMG) with a cartridge inserted.
+/// A Game Boy (DMG) or Game Boy Color with a cartridge inserted.
 pub struct GameBoy {
     m: Machine,
     /// Spare machine that `load_state` parses into, so a rejected state changes nothing.
