@@ -257,31 +257,26 @@ pub const GREYS: [u8; 4] = [0xFF, 0xAA, 0x55, 0x00];
 /// Encodes a frame of shades as an 8-bit greyscale PNG.
 pub fn screenshot_png(frame: &[u8; gameboy::WIDTH * gameboy::HEIGHT]) -> anyhow::Result<Vec<u8>> {
     let pixels: Vec<u8> = frame.iter().map(|&s| GREYS[s as usize & 3]).collect();
-    let mut out = Vec::new();
-    {
-        let mut enc = png::Encoder::new(&mut out, gameboy::WIDTH as u32, gameboy::HEIGHT as u32);
-        enc.set_color(png::ColorType::Grayscale);
-        enc.set_depth(png::BitDepth::Eight);
-        let mut writer = enc.write_header().context("encoding PNG header")?;
-        writer
-            .write_image_data(&pixels)
-            .context("encoding PNG data")?;
-    }
-    Ok(out)
+    encode_png(&pixels, png::ColorType::Grayscale)
 }
 
 /// Encodes the last frame in colour (CGB mode) as an 8-bit RGB PNG.
 pub fn colour_png(gb: &GameBoy) -> anyhow::Result<Vec<u8>> {
     let mut pixels = vec![0u8; gameboy::WIDTH * gameboy::HEIGHT * 3];
     gb.frame_rgb(&mut pixels);
+    encode_png(&pixels, png::ColorType::Rgb)
+}
+
+/// A 160x144 PNG of 8-bit `pixels` in `color` layout.
+fn encode_png(pixels: &[u8], color: png::ColorType) -> anyhow::Result<Vec<u8>> {
     let mut out = Vec::new();
     {
         let mut enc = png::Encoder::new(&mut out, gameboy::WIDTH as u32, gameboy::HEIGHT as u32);
-        enc.set_color(png::ColorType::Rgb);
+        enc.set_color(color);
         enc.set_depth(png::BitDepth::Eight);
         let mut writer = enc.write_header().context("encoding PNG header")?;
         writer
-            .write_image_data(&pixels)
+            .write_image_data(pixels)
             .context("encoding PNG data")?;
     }
     Ok(out)
