@@ -427,10 +427,7 @@ impl Bus {
     #[cold]
     fn hblank_dma(&mut self) {
         let n = std::mem::take(&mut self.ppu.hblanks);
-        let Some(c) = self.cgb.as_deref() else {
-            return;
-        };
-        let double = c.double_speed;
+        let double = self.double_speed();
         for _ in 0..n {
             if !self.cgb.as_deref().is_some_and(|c| c.hdma_active) {
                 break;

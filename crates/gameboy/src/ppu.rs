@@ -709,6 +709,34 @@ impl Ppu {
 
     // ----- Drawing -----
 
+    /// The window on this line: the screen column it starts at and the pixels of it left
+    /// of the screen edge (skipped when WX < 7); `None` when it is not drawn.
+    fn window_span(&self) -> Option<(usize, u8)> {
+        let window_x = self.wx as i32 - 7;
+        (self.lcdc & 0x20 != 0 && self.wy_triggered && self.wx <= 166)
+            .then(|| (window_x.max(0) as usize, (-window_x).max(0) as u8))
+    }
+
+    /// Background tile map (VRAM offset) and map row of this line.
+    fn bg_row(&self) -> (usize, u8) {
+        let map = if self.lcdc & 0x08 != 0 {
+            0x1C00
+        } else {
+            0x1800
+        };
+        (map, self.scy.wrapping_add(self.ly))
+    }
+
+    /// Window tile map (VRAM offset) and the window's own line counter.
+    fn window_row(&self) -> (usize, u8) {
+        let map = if self.lcdc & 0x40 != 0 {
+            0x1C00
+        } else {
+            0x1800
+        };
+        (map, self.window_line)
+    }
+
     fn draw_line(&mut self) {
         let ly = self.ly as usize;
         if ly >= HEIGHT {
@@ -716,42 +744,32 @@ impl Ppu {
         }
         let mut bg = [0u8; WIDTH];
         let lcdc = self.lcdc;
-        let window_x = self.wx as i32 - 7;
-        let window = lcdc & 0x20 != 0 && self.wy_triggered && self.wx <= 166;
+        let window = self.window_span();
         if lcdc & 0x01 != 0 {
-            let win_start = if window {
-                window_x.max(0) as usize
-            } else {
-                WIDTH
-            };
+            let win_start = window.map_or(WIDTH, |(start, _)| start);
             let signed = lcdc & 0x10 == 0;
-            let y = self.scy.wrapping_add(self.ly);
-            let map = if lcdc & 0x08 != 0 { 0x1C00 } else { 0x1800 };
+            let (map, y) = self.bg_row();
             self.fetch_row(&mut bg[..win_start], map, y, self.scx, signed);
-            if window {
-                let map = if lcdc & 0x40 != 0 { 0x1C00 } else { 0x1800 };
-                // Pixels left of the screen edge when WX < 7 are skipped.
-                let skip = (-window_x).max(0) as u8;
-                let wl = self.window_line;
-                self.fetch_row(&mut bg[win_start..], map, wl, skip, signed);
+            if let Some((start, skip)) = window {
+                let (map, wl) = self.window_row();
+                self.fetch_row(&mut bg[start..], map, wl, skip, signed);
             }
         }
-        if window {
+        if window.is_some() {
             self.window_line = self.window_line.wrapping_add(1);
         }
-        let row = &mut self.frame[ly * WIDTH..(ly + 1) * WIDTH];
+        let mut row = [0u8; WIDTH];
         let bgp = self.bgp;
         if lcdc & 0x01 != 0 {
             for (px, c) in row.chunks_exact_mut(8).zip(bg.chunks_exact(8)) {
                 let c = u64::from_le_bytes(c.try_into().expect("8 bytes"));
                 px.copy_from_slice(&apply_palette(c, bgp).to_le_bytes());
             }
-        } else {
-            row.fill(0);
         }
         if lcdc & 0x02 != 0 {
-            self.draw_objects(ly, &bg);
+            self.draw_objects(ly, &bg, &mut row);
         }
+        self.frame[ly * WIDTH..(ly + 1) * WIDTH].copy_from_slice(&row);
     }
 
     /// Fills `out` with BG/window color indices from tile map `map`, map row `y`,
@@ -777,52 +795,62 @@ impl Ppu {
         out.copy_from_slice(&buf[fine_x..fine_x + out.len()]);
     }
 
-    fn draw_objects(&mut self, ly: usize, bg: &[u8; WIDTH]) {
+    fn draw_objects(&self, ly: usize, bg: &[u8; WIDTH], row: &mut [u8; WIDTH]) {
+        let bg_on = self.lcdc & 0x01 != 0;
+        let (obp0, obp1) = (self.obp0, self.obp1);
+        // DMG priority: smaller X first, then smaller OAM index.
+        self.for_each_object_pixel(ly, true, false, |sx, c, attr| {
+            if attr & 0x80 != 0 && bg_on && bg[sx] != 0 {
+                return;
+            }
+            let pal = if attr & 0x10 != 0 { obp1 } else { obp0 };
+            row[sx] = (pal >> (c * 2)) & 3;
+        });
+    }
+
+    /// Calls `put(column, colour index, attributes)` for the object pixel that wins each
+    /// column of line `ly`: objects are taken in OAM order, or by X then OAM index when
+    /// `by_x`, and the first non-transparent pixel in a column claims it. With `banks`,
+    /// attribute bit 3 takes the tile from VRAM bank 1 (CGB).
+    fn for_each_object_pixel(
+        &self,
+        ly: usize,
+        by_x: bool,
+        banks: bool,
+        mut put: impl FnMut(usize, u8, u8),
+    ) {
         let height = if self.lcdc & 0x04 != 0 { 16 } else { 8 };
         let (mut list, n) = self.scan_objects();
         if n == 0 {
             return;
         }
-        // DMG priority: smaller X first, then smaller OAM index.
         let list = &mut list[..n];
-        list.sort_unstable();
+        if by_x {
+            list.sort_unstable();
+        }
         let mut claimed = [false; WIDTH];
-        let bg_on = self.lcdc & 0x01 != 0;
         for &(ox, idx) in list.iter() {
             let o = &self.oam[idx as usize * 4..idx as usize * 4 + 4];
             let attr = o[3];
-            let mut line = ly as i32 - (o[0] as i32 - 16);
+            let mut row = ly as i32 - (o[0] as i32 - 16);
             if attr & 0x40 != 0 {
-                line = height - 1 - line;
+                row = height - 1 - row;
             }
             let tile = if height == 16 { o[2] & 0xFE } else { o[2] } as usize;
-            let addr = tile * 16 + line as usize * 2;
-            let lo = self.vram[addr];
-            let hi = self.vram[addr + 1];
-            let pal = if attr & 0x10 != 0 {
-                self.obp1
-            } else {
-                self.obp0
-            };
+            let bank = if banks && attr & 0x08 != 0 { 0x2000 } else { 0 };
+            let addr = bank + tile * 16 + row as usize * 2;
+            let (lo, hi) = (self.vram[addr], self.vram[addr + 1]);
             for dx in 0..8 {
                 let sx = ox as i32 - 8 + dx;
-                if !(0..WIDTH as i32).contains(&sx) {
-                    continue;
-                }
-                let sx = sx as usize;
-                if claimed[sx] {
+                if !(0..WIDTH as i32).contains(&sx) || claimed[sx as usize] {
                     continue;
                 }
                 let bit = if attr & 0x20 != 0 { dx } else { 7 - dx };
                 let c = ((hi >> bit) & 1) << 1 | ((lo >> bit) & 1);
-                if c == 0 {
-                    continue;
+                if c != 0 {
+                    claimed[sx as usize] = true;
+                    put(sx as usize, c, attr);
                 }
-                claimed[sx] = true;
-                if attr & 0x80 != 0 && bg_on && bg[sx] != 0 {
-                    continue;
-                }
-                self.frame[ly * WIDTH + sx] = (pal >> (c * 2)) & 3;
             }
         }
     }
@@ -836,25 +864,17 @@ impl Ppu {
         let mut bg = [0u8; WIDTH];
         let mut attr = [0u8; WIDTH];
         let lcdc = self.lcdc;
-        let window_x = self.wx as i32 - 7;
-        let window = lcdc & 0x20 != 0 && self.wy_triggered && self.wx <= 166;
-        let win_start = if window {
-            window_x.max(0) as usize
-        } else {
-            WIDTH
-        };
+        let window = self.window_span();
+        let win_start = window.map_or(WIDTH, |(start, _)| start);
         // In CGB mode LCDC bit 0 does not hide the background; it only takes away the
         // background's priority over objects.
         let signed = lcdc & 0x10 == 0;
-        let y = self.scy.wrapping_add(self.ly);
-        let map = if lcdc & 0x08 != 0 { 0x1C00 } else { 0x1800 };
+        let (map, y) = self.bg_row();
         let (b, a) = (&mut bg[..win_start], &mut attr[..win_start]);
         self.fetch_row_cgb(b, a, map, y, self.scx, signed);
-        if window {
-            let map = if lcdc & 0x40 != 0 { 0x1C00 } else { 0x1800 };
-            let skip = (-window_x).max(0) as u8;
-            let wl = self.window_line;
-            let (b, a) = (&mut bg[win_start..], &mut attr[win_start..]);
+        if let Some((start, skip)) = window {
+            let (map, wl) = self.window_row();
+            let (b, a) = (&mut bg[start..], &mut attr[start..]);
             self.fetch_row_cgb(b, a, map, wl, skip, signed);
             self.window_line = self.window_line.wrapping_add(1);
         }
@@ -915,48 +935,14 @@ impl Ppu {
     }
 
     fn draw_objects_cgb(&self, ly: usize, bg: &[u8; WIDTH], attr: &[u8; WIDTH], line: &mut [u16]) {
-        let height = if self.lcdc & 0x04 != 0 { 16 } else { 8 };
-        let (mut list, n) = self.scan_objects();
-        let list = &mut list[..n];
-        if self.opri & 1 != 0 {
-            // DMG-style priority (smaller X first) when OPRI asks for it.
-            list.sort_unstable();
-        }
         let bg_master = self.lcdc & 0x01 != 0;
-        let mut claimed = [false; WIDTH];
-        for &(ox, idx) in list.iter() {
-            let o = &self.oam[idx as usize * 4..idx as usize * 4 + 4];
-            let oattr = o[3];
-            let mut row = ly as i32 - (o[0] as i32 - 16);
-            if oattr & 0x40 != 0 {
-                row = height - 1 - row;
+        // OAM order, unless OPRI asks for DMG-style priority (smaller X first).
+        self.for_each_object_pixel(ly, self.opri & 1 != 0, true, |sx, c, oattr| {
+            let bg_wins = bg_master && bg[sx] != 0 && (oattr & 0x80 != 0 || attr[sx] & 0x80 != 0);
+            if !bg_wins {
+                line[sx] = colour(&self.obj_pal, oattr & 7, c);
             }
-            let tile = if height == 16 { o[2] & 0xFE } else { o[2] } as usize;
-            let bank = if oattr & 0x08 != 0 { 0x2000 } else { 0 };
-            let addr = bank + tile * 16 + row as usize * 2;
-            let (lo, hi) = (self.vram[addr], self.vram[addr + 1]);
-            for dx in 0..8 {
-                let sx = ox as i32 - 8 + dx;
-                if !(0..WIDTH as i32).contains(&sx) {
-                    continue;
-                }
-                let sx = sx as usize;
-                if claimed[sx] {
-                    continue;
-                }
-                let bit = if oattr & 0x20 != 0 { dx } else { 7 - dx };
-                let c = ((hi >> bit) & 1) << 1 | ((lo >> bit) & 1);
-                if c == 0 {
-                    continue;
-                }
-                claimed[sx] = true;
-                let bg_wins =
-                    bg_master && bg[sx] != 0 && (oattr & 0x80 != 0 || attr[sx] & 0x80 != 0);
-                if !bg_wins {
-                    line[sx] = colour(&self.obj_pal, oattr & 7, c);
-                }
-            }
-        }
+        });
     }
 
     // ----- CGB palette memory -----
