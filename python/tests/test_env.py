@@ -169,6 +169,25 @@ def test_bad_config_names_the_field():
         gym.make("ZeldaRL/MiniZelda-v0", config_toml="[evn]\nframe_skip = 4\n")
 
 
+def test_explore_resets_need_the_vector_env():
+    config = "[env]\nexplore_resets = 1.0\nmax_steps = 8\nexplore_steps = 3\n"
+    with pytest.raises(ValueError, match="ZeldaVectorEnv"):
+        ZeldaEnv(config_toml=config)
+    vec = ZeldaVectorEnv(2, config_toml=config)
+    vec.reset(seed=1)
+    lengths, length = [], np.zeros(2, dtype=int)
+    for t in range(40):
+        _, _, term, trunc, _ = vec.step(np.array([t % 5, (t + 2) % 5]))
+        length += 1
+        for i in np.flatnonzero(term | trunc):
+            lengths.append(int(length[i]))
+            length[i] = 0
+    # The first episode of each env starts at the start state (8 steps); later ones start
+    # from the archive and last 3.
+    assert 8 in lengths and 3 in lengths, lengths
+    assert max(lengths) <= 8, lengths
+
+
 def test_config_changes_the_env(tmp_path):
     path = tmp_path / "run.toml"
     path.write_text("[env]\nframe_stack = 2\nstart_select = true\n[train]\nenvs = 3\n")

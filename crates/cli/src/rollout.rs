@@ -140,6 +140,7 @@ pub fn run(args: RolloutArgs) -> Result<()> {
     let mut actions = vec![0usize; envs.len()];
     let (mut episodes, mut ret_sum, mut rooms_sum) = (0u64, 0.0f64, 0u64);
     let (mut max_rooms, mut instrument_episodes) = (0u32, 0u64);
+    let (mut start_episodes, mut start_instrument_episodes) = (0u64, 0u64);
     let t0 = Instant::now();
     for step in 0..args.steps {
         policy.act(envs.frames(), envs.features(), &mut actions);
@@ -154,6 +155,10 @@ pub fn run(args: RolloutArgs) -> Result<()> {
             rooms_sum += u64::from(ep.rooms);
             max_rooms = max_rooms.max(ep.rooms);
             instrument_episodes += u64::from(ep.instruments > 0);
+            if ep.start_cell.is_none() {
+                start_episodes += 1;
+                start_instrument_episodes += u64::from(ep.instruments > 0);
+            }
             live.episode(&ep);
         }
         bar.inc(1);
@@ -190,6 +195,10 @@ pub fn run(args: RolloutArgs) -> Result<()> {
             "mean_rooms": if episodes > 0 { rooms_sum as f64 / episodes as f64 } else { 0.0 },
             "max_rooms": max_rooms,
             "instrument_episodes": instrument_episodes,
+            "start_episodes": start_episodes,
+            "start_instrument_episodes": start_instrument_episodes,
+            "archive_cells": envs.archive().len(),
+            "archive_rooms": envs.archive().cells().map(|c| c.room).collect::<std::collections::BTreeSet<_>>().len(),
             "hud_updates_sent": hud_stats.map(|h| h.sent),
             "hud_updates_superseded": hud_stats.map(|h| h.superseded),
             "hud_failures": hud_stats.map(|h| h.failures),

@@ -191,6 +191,8 @@ impl Observer for Watch {
             mean_rooms = format!("{:.2}", b.mean_rooms),
             max_rooms = b.max_rooms,
             instruments = b.instrument_episodes,
+            start_episodes = b.start_episodes,
+            start_instruments = b.start_instrument_episodes,
             reward_model = b.reward_model.as_deref().unwrap_or("-"),
             "burst done"
         );
@@ -275,7 +277,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             if !args.json {
                 for b in &bursts {
                     println!(
-                        "burst {}: {} env steps ({:.0}/s), {} episodes, mean return {:.3}, mean rooms {:.2}, max rooms {}, instrument in {}, {} segments, reward model {}",
+                        "burst {}: {} env steps ({:.0}/s), {} episodes, mean return {:.3}, mean rooms {:.2}, max rooms {}, instrument in {}{}, {} segments, reward model {}",
                         b.burst,
                         b.env_steps,
                         b.steps_per_second,
@@ -284,6 +286,17 @@ pub fn run(args: TrainArgs) -> Result<()> {
                         b.mean_rooms,
                         b.max_rooms,
                         b.instrument_episodes,
+                        if b.start_episodes < b.episodes {
+                            format!(
+                                " ({} of {} episodes from the start state: mean rooms {:.2}, instrument in {})",
+                                b.start_episodes,
+                                b.episodes,
+                                b.start_mean_rooms,
+                                b.start_instrument_episodes
+                            )
+                        } else {
+                            String::new()
+                        },
                         b.segments_written,
                         b.reward_model.as_deref().unwrap_or("-")
                     );

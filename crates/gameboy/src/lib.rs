@@ -551,6 +551,23 @@ impl GameBoy {
     /// Restores a state made by [`GameBoy::save_state`] with the same ROM. On error the
     /// machine is unchanged.
     pub fn load_state(&mut self, data: &[u8]) -> Result<(), StateError> {
+        self.decode_state(data)?;
+        let scratch = self
+            .scratch
+            .as_mut()
+            .expect("decode_state filled the scratch");
+        std::mem::swap(&mut self.m, scratch);
+        Ok(())
+    }
+
+    /// Whether [`GameBoy::load_state`] would accept `data`, without loading it: the
+    /// machine is unchanged either way.
+    pub fn check_state(&mut self, data: &[u8]) -> Result<(), StateError> {
+        self.decode_state(data)
+    }
+
+    /// Decodes `data` into the scratch machine.
+    fn decode_state(&mut self, data: &[u8]) -> Result<(), StateError> {
         let (payload, version) = state::open(data, &self.rom_sha1)?;
         let payload = match (
             payload.strip_prefix(CGB_STATE_TAG),
@@ -585,7 +602,6 @@ impl GameBoy {
                 "payload longer than this machine's state",
             ));
         }
-        std::mem::swap(&mut self.m, scratch);
         Ok(())
     }
 }

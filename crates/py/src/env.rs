@@ -98,6 +98,13 @@ impl Env {
         start_state: Option<&[u8]>,
     ) -> PyResult<Self> {
         let (env_cfg, reward_cfg) = config::parse(config_toml)?;
+        if env_cfg.explore_resets > 0.0 {
+            // The archive belongs to a vector env; one env alone would silently ignore it.
+            return Err(PyValueError::new_err(
+                "env.explore_resets needs the vector env's exploration archive: use \
+                 ZeldaVectorEnv (or zelda-rl train/rollout), or set it to 0",
+            ));
+        }
         let rom = rom.unwrap_or(zelda::MINI_ZELDA).to_vec();
         let mut env = match start_state {
             Some(s) => ZeldaEnv::with_start_state(rom, s.to_vec(), env_cfg, reward_cfg),

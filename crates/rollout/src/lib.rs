@@ -5,7 +5,10 @@
 //! - [`SegmentExporter`] encodes and writes finished segments off the stepping threads,
 //!   with a bounded queue so a slow store slows rollouts instead of filling memory.
 //! - [`Policy`] picks actions; [`RandomPolicy`] is the seeded baseline.
+//! - [`archive::Archive`] keeps states to start episodes from (Go-Explore), when
+//!   `env.explore_resets` asks for it.
 
+pub mod archive;
 mod export;
 mod policy;
 mod recorder;

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use zelda::obs::{FEATURES, FRAME_PIXELS};
 use zelda::{EnvConfig, EnvSnapshot, GameState, RewardConfig, ZeldaEnv, reward::COMPONENTS};
 
+use crate::archive::{Archive, Candidate, Cell};
 use crate::recorder::{Recorder, RecorderConfig, SegmentContext};
 
 /// Why a vector env could not be built.
@@ -26,8 +27,9 @@ pub enum VecEnvError {
     Snapshot(String),
 }
 
-/// Version of the [`VecEnv::snapshot`] encoding.
-const SNAPSHOT_VERSION: u32 = 1;
+/// Version of the [`VecEnv::snapshot`] encoding. Version 2 appends [`ExploreSnapshot`]
+/// to version 1's bytes, so version 1 snapshots still load (with an empty archive).
+const SNAPSHOT_VERSION: u32 = 2;
 
 #[derive(Serialize, Deserialize)]
 struct VecSnapshot {
@@ -35,6 +37,14 @@ struct VecSnapshot {
     seed: u64,
     worker: u32,
     slots: Vec<SlotSnapshot>,
+}
+
+/// The exploration archive and where each slot's episode started (version 2).
+#[derive(Serialize, Deserialize, Default)]
+struct ExploreSnapshot {
+    archive: Archive,
+    /// Per slot: the archive cell its episode started from and that cell's depth.
+    starts: Vec<(Option<Cell>, u32)>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -66,6 +76,8 @@ pub struct EpisodeStats {
     pub terminated: bool,
     /// The state at the end.
     pub last: GameState,
+    /// The exploration archive's cell the episode started from (`None`: the start state).
+    pub start_cell: Option<Cell>,
 }
 
 struct Slot {
@@ -83,12 +95,23 @@ struct Slot {
     segment: Option<Segment>,
     finished: Option<EpisodeStats>,
     start_buf: Vec<u8>,
+    /// The archive cell this episode started from (`None`: the start state).
+    start_cell: Option<Cell>,
+    /// Steps from the start state to where this episode started.
+    start_depth: u32,
+    /// A state to offer the archive after this step.
+    candidate: Option<Candidate>,
+    /// An archive cell this step's reset chose, to count after the step.
+    chosen: Option<Cell>,
+    /// The cell this step ended in, to count after the step.
+    visited: Option<Cell>,
 }
 
 impl Slot {
     /// Resets the env with the seed of its next episode (derived from the run's seed, the
-    /// worker, the slot and the episode number, so episodes do not depend on timing).
-    fn new_episode(&mut self, seed: u64, worker: u32) {
+    /// worker, the slot and the episode number, so episodes do not depend on timing). A
+    /// share `explore` of episodes starts from a state the archive chose.
+    fn new_episode(&mut self, seed: u64, worker: u32, archive: &Archive, explore: f32) {
         let s = crate::derive_seed(
             seed,
             &[
@@ -97,9 +120,49 @@ impl Slot {
                 self.env.episode() + 1,
             ],
         );
-        self.env.reset(s);
+        let start = if explore > 0.0
+            && crate::archive::unit(crate::derive_seed(s, &[1])) < f64::from(explore)
+        {
+            archive.choose(crate::derive_seed(s, &[2]))
+        } else {
+            None
+        };
+        match start {
+            Some(start) => {
+                self.env
+                    .reset_to(&start.state, s)
+                    .expect("archived states were saved by this env's machine");
+                self.start_cell = Some(start.cell);
+                self.start_depth = start.depth;
+                self.chosen = Some(start.cell);
+            }
+            None => {
+                self.env.reset(s);
+                self.start_cell = None;
+                self.start_depth = 0;
+            }
+        }
         self.episode_return = 0.0;
         self.episode_components = [0.0; COMPONENTS];
+    }
+
+    /// After a step that did not end the episode: packs the state for the archive if it
+    /// would keep it.
+    fn offer_state(&mut self, archive: &Archive) {
+        let state = self.env.state();
+        let Some(cell) = Cell::of(state) else {
+            return;
+        };
+        self.visited = Some(cell);
+        let depth = self.start_depth + self.env.steps();
+        if archive.wants(cell, state.health, depth) {
+            self.candidate = Some(Candidate::new(
+                cell,
+                state.health,
+                depth,
+                &self.env.gameboy().save_state(),
+            ));
+        }
     }
 }
 
@@ -117,6 +180,8 @@ pub struct VecEnv {
     record: bool,
     segments: Vec<Segment>,
     episodes: Vec<EpisodeStats>,
+    archive: Archive,
+    explore: f32,
 }
 
 impl VecEnv {
@@ -180,6 +245,11 @@ impl VecEnv {
                 segment: None,
                 finished: None,
                 start_buf: Vec::new(),
+                start_cell: None,
+                start_depth: 0,
+                candidate: None,
+                chosen: None,
+                visited: None,
             })
             .collect();
         let pool = if threads > 1 {
@@ -206,6 +276,8 @@ impl VecEnv {
             record,
             segments: Vec::new(),
             episodes: Vec::new(),
+            archive: Archive::default(),
+            explore: env_cfg.explore_resets,
         };
         v.reset_all();
         Ok(v)
@@ -240,11 +312,30 @@ impl VecEnv {
 
     /// Resets every environment (new episodes) and writes their observations.
     pub fn reset_all(&mut self) {
-        let (seed, worker) = (self.seed, self.worker);
+        let (seed, worker, explore) = (self.seed, self.worker, self.explore);
+        let archive = std::mem::take(&mut self.archive);
         self.run(|slot, fr, fe| {
-            slot.new_episode(seed, worker);
+            slot.new_episode(seed, worker, &archive, explore);
             slot.env.write_observation(fr, fe);
         });
+        self.archive = archive;
+        self.merge_archive();
+    }
+
+    /// Applies the slots' archive offers and choices in env order (never in thread order,
+    /// so the archive is deterministic).
+    fn merge_archive(&mut self) {
+        for slot in &mut self.slots {
+            if let Some(cell) = slot.chosen.take() {
+                self.archive.mark_chosen(cell);
+            }
+            if let Some(cell) = slot.visited.take() {
+                self.archive.mark_visited(cell);
+            }
+            if let Some(c) = slot.candidate.take() {
+                self.archive.offer(c);
+            }
+        }
     }
 
     /// Steps every environment with `actions[i]`; finished episodes reset automatically
@@ -256,7 +347,9 @@ impl VecEnv {
             self.slots.len(),
             "one action per environment"
         );
-        let (seed, worker, record) = (self.seed, self.worker, self.record);
+        let (seed, worker, record, explore) = (self.seed, self.worker, self.record, self.explore);
+        let archive = std::mem::take(&mut self.archive);
+        let archive_ref = &archive;
         let cfg = &self.recorder_cfg;
         let ctx = &self.ctx;
         let actions_ref = actions;
@@ -316,11 +409,16 @@ impl VecEnv {
                     instruments: slot.env.state().instrument_count(),
                     terminated: out.terminated,
                     last: *slot.env.state(),
+                    start_cell: slot.start_cell,
                 });
-                slot.new_episode(seed, worker);
+                slot.new_episode(seed, worker, archive_ref, explore);
+            } else if explore > 0.0 {
+                slot.offer_state(archive_ref);
             }
             slot.env.write_observation(fr, fe);
         });
+        self.archive = archive;
+        self.merge_archive();
         for slot in &mut self.slots {
             if let Some(seg) = slot.segment.take() {
                 self.segments.push(seg);
@@ -334,6 +432,14 @@ impl VecEnv {
     /// Everything needed to continue these environments exactly (emulators, observation
     /// stacks, reward memory, open segments), as bytes.
     pub fn snapshot(&self) -> Vec<u8> {
+        let explore = ExploreSnapshot {
+            archive: self.archive.clone(),
+            starts: self
+                .slots
+                .iter()
+                .map(|s| (s.start_cell, s.start_depth))
+                .collect(),
+        };
         let snap = VecSnapshot {
             version: SNAPSHOT_VERSION,
             seed: self.seed,
@@ -349,20 +455,27 @@ impl VecEnv {
                 })
                 .collect(),
         };
-        postcard::to_allocvec(&snap).expect("snapshot serialises")
+        let mut bytes = postcard::to_allocvec(&snap).expect("snapshot serialises");
+        bytes.extend(postcard::to_allocvec(&explore).expect("snapshot serialises"));
+        bytes
     }
 
     /// Continues from [`VecEnv::snapshot`] bytes of a vector env with the same ROM, size,
     /// seed and settings, and rewrites the observations.
     pub fn restore(&mut self, bytes: &[u8]) -> Result<(), VecEnvError> {
-        let snap: VecSnapshot = postcard::from_bytes(bytes)
-            .map_err(|e| VecEnvError::Snapshot(format!("unreadable ({e})")))?;
-        if snap.version != SNAPSHOT_VERSION {
-            return Err(VecEnvError::Snapshot(format!(
-                "version {} (this build reads {SNAPSHOT_VERSION})",
-                snap.version
-            )));
-        }
+        let unreadable = |e: postcard::Error| VecEnvError::Snapshot(format!("unreadable ({e})"));
+        let (snap, rest): (VecSnapshot, _) =
+            postcard::take_from_bytes(bytes).map_err(unreadable)?;
+        let explore = match snap.version {
+            1 if rest.is_empty() => ExploreSnapshot::default(),
+            2 => postcard::from_bytes(rest).map_err(unreadable)?,
+            v => {
+                return Err(VecEnvError::Snapshot(format!(
+                    "version {v}{} (this build reads 1 and {SNAPSHOT_VERSION})",
+                    if v == 1 { " with trailing bytes" } else { "" }
+                )));
+            }
+        };
         if snap.slots.len() != self.slots.len()
             || snap.seed != self.seed
             || snap.worker != self.worker
@@ -377,8 +490,30 @@ impl VecEnv {
                 self.worker
             )));
         }
-        for (slot, s) in self.slots.iter_mut().zip(snap.slots) {
+        // An archived state that does not load would only fail at some later reset: check
+        // them all now, before anything changes.
+        for (cell, state) in explore.archive.states() {
+            let checked = state
+                .map_err(|e| e.to_string())
+                .and_then(|s| self.slots[0].env.check_state(&s).map_err(|e| e.to_string()));
+            if let Err(e) = checked {
+                return Err(VecEnvError::Snapshot(format!(
+                    "archived state of {cell:?} does not load: {e}"
+                )));
+            }
+        }
+        if !explore.starts.is_empty() && explore.starts.len() != self.slots.len() {
+            return Err(VecEnvError::Snapshot(format!(
+                "{} episode starts for {} envs",
+                explore.starts.len(),
+                self.slots.len()
+            )));
+        }
+        for (i, (slot, s)) in self.slots.iter_mut().zip(snap.slots).enumerate() {
+            (slot.start_cell, slot.start_depth) =
+                explore.starts.get(i).copied().unwrap_or((None, 0));
             slot.env.restore(&s.env)?;
+            slot.env.set_explore_limit(slot.start_cell.is_some());
             slot.recorder = s.recorder;
             slot.episode_return = s.episode_return;
             slot.episode_components = s
@@ -386,8 +521,14 @@ impl VecEnv {
                 .try_into()
                 .map_err(|_| VecEnvError::Snapshot("reward component count differs".into()))?;
         }
+        self.archive = explore.archive;
         self.run(|slot, fr, fe| slot.env.write_observation(fr, fe));
         Ok(())
+    }
+
+    /// The exploration archive (empty unless `env.explore_resets` is above 0).
+    pub fn archive(&self) -> &Archive {
+        &self.archive
     }
 
     /// Closes every open segment (end of a burst) so no recorded step is lost.
@@ -485,5 +626,86 @@ impl VecEnv {
     /// Number of actions.
     pub fn n_actions(&self) -> usize {
         self.slots[0].env.actions().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_1_snapshots_load_with_an_empty_archive() {
+        let cfg = EnvConfig {
+            explore_resets: 1.0,
+            max_steps: 5,
+            ..Default::default()
+        };
+        let ctx = SegmentContext {
+            run: "t".into(),
+            burst: 0,
+            worker: 0,
+            policy: "p".into(),
+            cartridge_sha1: String::new(),
+            cartridge_title: String::new(),
+            config_hash: String::new(),
+        };
+        let rc = RecorderConfig {
+            steps: 8,
+            keyframe_interval: 4,
+        };
+        let make = || {
+            VecEnv::new(
+                zelda::MINI_ZELDA,
+                None,
+                1,
+                cfg.clone(),
+                RewardConfig::default(),
+                1,
+                3,
+                ctx.clone(),
+                rc.clone(),
+                false,
+            )
+            .unwrap()
+        };
+        let mut a = make();
+        for t in 0..12 {
+            a.step(&[t % 5]);
+        }
+        assert!(!a.archive().is_empty());
+        let v2 = a.snapshot();
+        let (mut old, _): (VecSnapshot, _) = postcard::take_from_bytes(&v2).unwrap();
+        old.version = 1;
+        let v1 = postcard::to_allocvec(&old).unwrap();
+        let mut b = make();
+        b.restore(&v1).unwrap();
+        assert!(b.archive().is_empty());
+        assert_eq!(a.frames(), b.frames());
+        let mut trailing = v1.clone();
+        trailing.push(0);
+        let err = b.restore(&trailing).unwrap_err().to_string();
+        assert!(err.contains("version 1 with trailing bytes"), "{err}");
+        // An archived state that does not load is refused at restore, not at a later reset.
+        let (_, rest): (VecSnapshot, _) = postcard::take_from_bytes(&v2).unwrap();
+        let mut explore: ExploreSnapshot = postcard::from_bytes(rest).unwrap();
+        for (bad, why) in [
+            (b"not zstd".to_vec(), "Unknown frame descriptor"),
+            (zstd::bulk::compress(b"not a state", 1).unwrap(), "state"),
+        ] {
+            explore.archive.replace_first_state(bad);
+            let mut bytes = v2[..v2.len() - rest.len()].to_vec();
+            bytes.extend(postcard::to_allocvec(&explore).unwrap());
+            let err = b.restore(&bytes).unwrap_err().to_string();
+            assert!(
+                err.contains("archived state of Cell") && err.contains(why),
+                "{err}"
+            );
+        }
+        old.version = 9;
+        let err = b
+            .restore(&postcard::to_allocvec(&old).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("version 9"), "{err}");
     }
 }

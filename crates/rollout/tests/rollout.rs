@@ -161,13 +161,101 @@ fn exporter_writes_once_and_rerun_is_idempotent() {
 }
 
 #[test]
+fn explore_resets_start_episodes_from_archived_cells() {
+    let cfg = EnvConfig {
+        max_steps: 60,
+        explore_resets: 1.0,
+        explore_steps: 30,
+        ..Default::default()
+    };
+    let run = |threads| {
+        let mut v = VecEnv::new(
+            zelda::MINI_ZELDA,
+            None,
+            4,
+            cfg.clone(),
+            RewardConfig::default(),
+            threads,
+            8,
+            ctx(),
+            RecorderConfig {
+                steps: 64,
+                keyframe_interval: 16,
+            },
+            true,
+        )
+        .unwrap();
+        let mut policy = RandomPolicy::new(v.n_actions(), 8);
+        let mut actions = vec![0; 4];
+        let (mut episodes, mut segs) = (Vec::new(), Vec::new());
+        for _ in 0..600 {
+            policy.act(v.frames(), v.features(), &mut actions);
+            v.step(&actions);
+            episodes.extend(v.take_episodes());
+            segs.extend(v.take_segments());
+        }
+        v.flush_segments();
+        segs.extend(v.take_segments());
+        (v.snapshot(), v.archive().clone(), episodes, segs)
+    };
+    let (snap, archive, episodes, segs) = run(1);
+    let (snap2, archive2, ..) = run(2);
+    assert_eq!(
+        snap, snap2,
+        "the archive and every env are the same on 1 or 2 threads"
+    );
+    assert_eq!(archive, archive2);
+    let start_room = 0x21;
+    let rooms: Vec<u16> = archive.cells().map(|c| c.room).collect();
+    assert!(rooms.len() >= 3 && rooms.contains(&start_room), "{rooms:?}");
+    let from_archive: Vec<_> = episodes.iter().filter_map(|e| e.start_cell).collect();
+    // The archive is empty only for the first reset of each env.
+    assert!(
+        from_archive.len() + 4 >= episodes.len() && !from_archive.is_empty(),
+        "{} of {}",
+        from_archive.len(),
+        episodes.len()
+    );
+    for e in &episodes {
+        let limit = if e.start_cell.is_some() { 30 } else { 60 };
+        assert!(e.length <= limit, "{e:?}");
+    }
+    assert!(
+        episodes
+            .iter()
+            .any(|e| e.start_cell.is_some() && e.length == 30)
+    );
+    assert!(
+        from_archive.iter().any(|c| c.room != start_room),
+        "episodes start beyond the start room: {from_archive:?}"
+    );
+    // Episodes started from the archive are recorded like any other: every segment
+    // replays from its own start state.
+    for seg in &segs {
+        episodes::replay(seg, zelda::MINI_ZELDA, |_, _| {}).unwrap();
+    }
+}
+
+#[test]
 fn snapshot_restore_continues_segments_and_observations_exactly() {
+    for explore_resets in [0.0, 0.5] {
+        snapshot_restore_case(EnvConfig {
+            max_steps: 20,
+            explore_resets,
+            explore_steps: 7,
+            ..Default::default()
+        });
+    }
+    snapshot_restore_case(EnvConfig::default());
+}
+
+fn snapshot_restore_case(cfg: EnvConfig) {
     let make = || {
         VecEnv::new(
             zelda::MINI_ZELDA,
             None,
             2,
-            EnvConfig::default(),
+            cfg.clone(),
             RewardConfig::default(),
             2,
             21,
@@ -186,6 +274,8 @@ fn snapshot_restore_continues_segments_and_observations_exactly() {
         a.step(&actions(t));
     }
     let snap = a.snapshot();
+    // Segments finished before the snapshot are not part of it.
+    a.take_segments();
     let mut b = make();
     b.step(&[1, 2]);
     b.restore(&snap).unwrap();
@@ -204,6 +294,11 @@ fn snapshot_restore_continues_segments_and_observations_exactly() {
             .collect::<Vec<_>>()
     };
     assert_eq!(enc(a.take_segments()), enc(b.take_segments()));
+    assert_eq!(a.archive(), b.archive());
+    assert_eq!(a.snapshot(), b.snapshot());
+    if cfg.explore_resets > 0.0 {
+        assert!(!a.archive().is_empty());
+    }
     assert!(
         b.restore(b"garbage")
             .unwrap_err()

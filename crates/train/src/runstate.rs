@@ -277,6 +277,8 @@ pub struct EpisodeRecord {
     pub components: [f32; zelda::reward::COMPONENTS],
     /// Ended inside the game (not by the step limit).
     pub terminated: bool,
+    /// Started from the exploration archive rather than the start state.
+    pub from_archive: bool,
 }
 
 impl From<&rollout::EpisodeStats> for EpisodeRecord {
@@ -288,6 +290,7 @@ impl From<&rollout::EpisodeStats> for EpisodeRecord {
             instruments: ep.instruments,
             components: ep.components,
             terminated: ep.terminated,
+            from_archive: ep.start_cell.is_some(),
         }
     }
 }
@@ -301,6 +304,9 @@ pub struct BurstStats {
     rooms: f64,
     max_rooms: u32,
     instrument: u64,
+    start_episodes: u64,
+    start_rooms: f64,
+    start_instrument: u64,
     components: [f64; zelda::reward::COMPONENTS],
     /// Segments written.
     pub segments: u64,
@@ -321,6 +327,11 @@ impl BurstStats {
         self.rooms += f64::from(ep.rooms);
         self.max_rooms = self.max_rooms.max(ep.rooms);
         self.instrument += u64::from(ep.instruments > 0);
+        if !ep.from_archive {
+            self.start_episodes += 1;
+            self.start_rooms += f64::from(ep.rooms);
+            self.start_instrument += u64::from(ep.instruments > 0);
+        }
         for (acc, c) in self.components.iter_mut().zip(ep.components) {
             *acc += f64::from(c);
         }
@@ -344,6 +355,9 @@ impl BurstStats {
             mean_rooms: self.rooms / n,
             max_rooms: self.max_rooms,
             instrument_episodes: self.instrument,
+            start_episodes: self.start_episodes,
+            start_mean_rooms: self.start_rooms / self.start_episodes.max(1) as f64,
+            start_instrument_episodes: self.start_instrument,
             reward_components: zelda::RewardConfig::NAMES
                 .iter()
                 .zip(self.components)

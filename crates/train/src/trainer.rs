@@ -156,6 +156,13 @@ pub struct BurstSummary {
     pub max_rooms: u32,
     /// Episodes that ended holding an instrument.
     pub instrument_episodes: u64,
+    /// Episodes that began at the start state (all of them unless `env.explore_resets` is
+    /// above 0; the others began from the exploration archive).
+    pub start_episodes: u64,
+    /// Mean distinct rooms of those episodes.
+    pub start_mean_rooms: f64,
+    /// Those of them that ended holding an instrument: the game played from its start.
+    pub start_instrument_episodes: u64,
     /// Mean per-episode sum of each heuristic reward component, by name.
     pub reward_components: Vec<(String, f64)>,
     /// Segments written to the store.
@@ -203,6 +210,12 @@ impl BurstSummary {
             ("burst/max_rooms", self.max_rooms as f32),
             ("burst/episodes", self.episodes as f32),
             ("burst/instrument_episodes", self.instrument_episodes as f32),
+            ("burst/start_episodes", self.start_episodes as f32),
+            ("burst/start_mean_rooms", self.start_mean_rooms as f32),
+            (
+                "burst/start_instrument_episodes",
+                self.start_instrument_episodes as f32,
+            ),
             ("burst/steps_per_second", self.steps_per_second as f32),
         ];
         if let Some(acc) = self.reward_model_val_accuracy {

@@ -27,6 +27,11 @@ fn settings() -> Settings {
     // Low enough that burst 1 already trains on a learned reward.
     s.reward_model.min_samples = 2;
     s.reward_model.train.epochs = 2;
+    // Short episodes, half of them started from the exploration archive, so its state
+    // has to travel through checkpoints (and chunks) for the runs to match.
+    s.env.max_steps = 10;
+    s.env.explore_resets = 0.5;
+    s.env.explore_steps = 4;
     s
 }
 
@@ -90,6 +95,12 @@ fn stopped_and_resumed_run_equals_uninterrupted_run() {
     };
     assert_eq!(bursts.len(), 2);
     assert!(bursts[0].segments_written > 0);
+    assert!(
+        bursts
+            .iter()
+            .all(|b| b.start_episodes > 0 && b.start_episodes < b.episodes),
+        "episodes start from both the start state and the archive"
+    );
     assert!(
         bursts[1].reward_model.is_some(),
         "burst 1 should train a reward model"

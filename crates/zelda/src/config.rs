@@ -33,6 +33,25 @@ pub struct EnvConfig {
     /// existed do not change.
     #[serde(skip_serializing_if = "HardwareChoice::is_dmg")]
     pub model: HardwareChoice,
+    /// Share of resets (0..=1) that start from a state in the rollout worker's archive of
+    /// reached cells instead of the start state (Go-Explore's "return, then explore").
+    /// Left out of the serialized config when 0, so older config hashes do not change.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub explore_resets: f32,
+    /// Steps an episode started from the archive lasts at most (Go-Explore's exploration
+    /// phase; capped by `max_steps`). Left out of the serialized config when 256.
+    #[serde(skip_serializing_if = "is_default_explore_steps")]
+    pub explore_steps: u32,
+}
+
+fn is_zero(x: &f32) -> bool {
+    *x == 0.0
+}
+
+const DEFAULT_EXPLORE_STEPS: u32 = 256;
+
+fn is_default_explore_steps(n: &u32) -> bool {
+    *n == DEFAULT_EXPLORE_STEPS
 }
 
 /// Which Game Boy runs the cartridge (`env.model`).
@@ -76,6 +95,8 @@ impl Default for EnvConfig {
             reset_noop_max: 30,
             boot_timeout_frames: 3600,
             model: HardwareChoice::Dmg,
+            explore_resets: 0.0,
+            explore_steps: DEFAULT_EXPLORE_STEPS,
         }
     }
 }
@@ -100,6 +121,15 @@ impl EnvConfig {
         }
         if self.max_steps == 0 {
             return Err("env.max_steps must be at least 1".into());
+        }
+        if self.explore_steps == 0 {
+            return Err("env.explore_steps must be at least 1".into());
+        }
+        if !(0.0..=1.0).contains(&self.explore_resets) {
+            return Err(format!(
+                "env.explore_resets must be in 0..=1, got {}",
+                self.explore_resets
+            ));
         }
         Ok(())
     }
@@ -197,6 +227,13 @@ mod tests {
             ..Default::default()
         };
         assert!(cfg.validate().unwrap_err().contains("env.press_frames"));
+        for bad in [f32::NAN, -0.1, 1.5] {
+            let cfg = EnvConfig {
+                explore_resets: bad,
+                ..Default::default()
+            };
+            assert!(cfg.validate().unwrap_err().contains("env.explore_resets"));
+        }
         let r = RewardConfig {
             death: f32::NAN,
             ..Default::default()
@@ -208,6 +245,8 @@ mod tests {
     fn model_defaults_to_dmg_and_stays_out_of_the_hash() {
         let json = serde_json::to_string(&EnvConfig::default()).unwrap();
         assert!(!json.contains("model"), "{json}");
+        assert!(!json.contains("explore_resets"), "{json}");
+        assert!(!json.contains("explore_steps"), "{json}");
         let cfg: EnvConfig = serde_json::from_str(r#"{"model": "cgb"}"#).unwrap();
         assert_eq!(cfg.model, HardwareChoice::Cgb);
         assert!(

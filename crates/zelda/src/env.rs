@@ -113,6 +113,9 @@ pub struct ZeldaEnv {
     state: GameState,
     tracker: RewardTracker,
     steps: u32,
+    /// This episode's step limit: `max_steps`, or `explore_steps` for one started by
+    /// [`ZeldaEnv::reset_to`].
+    step_limit: u32,
     episode: u64,
     frames: FrameStack,
 }
@@ -173,6 +176,7 @@ impl ZeldaEnv {
             state,
             tracker: RewardTracker::default(),
             steps: 0,
+            step_limit: config.max_steps,
             episode: 0,
             frames,
             config,
@@ -183,10 +187,43 @@ impl ZeldaEnv {
     /// Starts a new episode: back to the start state, then a seeded 1..=1+reset_noop_max
     /// frames without input so episodes diverge.
     pub fn reset(&mut self, seed: u64) {
-        self.rng = SplitMix64(seed);
         self.gb
             .load_state(&self.start_state)
             .expect("the start state loaded once already and cannot stop loading");
+        self.begin_episode(seed);
+        self.step_limit = self.config.max_steps;
+    }
+
+    /// Starts a new episode from `state` (a save state this environment's machine took,
+    /// e.g. one kept by an exploration archive), then waits seeded frames as [`reset`] does.
+    /// The episode lasts at most `env.explore_steps` steps. On error the environment is
+    /// unchanged.
+    ///
+    /// [`reset`]: ZeldaEnv::reset
+    pub fn reset_to(&mut self, state: &[u8], seed: u64) -> Result<(), EnvError> {
+        self.gb.load_state(state)?;
+        self.begin_episode(seed);
+        self.set_explore_limit(true);
+        Ok(())
+    }
+
+    /// Whether [`ZeldaEnv::reset_to`] would accept `state`; the environment is unchanged.
+    pub fn check_state(&mut self, state: &[u8]) -> Result<(), EnvError> {
+        Ok(self.gb.check_state(state)?)
+    }
+
+    /// Whether this episode has the exploration step limit (`env.explore_steps`) rather
+    /// than `max_steps`: after [`ZeldaEnv::restore`], the owner of the episode says which.
+    pub fn set_explore_limit(&mut self, explore: bool) {
+        self.step_limit = if explore {
+            self.config.explore_steps.min(self.config.max_steps)
+        } else {
+            self.config.max_steps
+        };
+    }
+
+    fn begin_episode(&mut self, seed: u64) {
+        self.rng = SplitMix64(seed);
         let noop = 1 + (self.rng.next() % (u64::from(self.config.reset_noop_max) + 1)) as u32;
         self.gb.set_buttons(Buttons::NONE);
         self.gb.run_frames(noop, true);
@@ -223,7 +260,7 @@ impl ZeldaEnv {
         StepResult {
             reward,
             terminated,
-            truncated: !terminated && self.steps >= self.config.max_steps,
+            truncated: !terminated && self.steps >= self.step_limit,
         }
     }
 
@@ -232,7 +269,7 @@ impl ZeldaEnv {
         self.frames.write_to(frames);
         let progress = EpisodeProgress {
             steps: self.steps,
-            max_steps: self.config.max_steps,
+            max_steps: self.step_limit,
             rooms_this_episode: self.tracker.rooms_seen(),
             cell_visits: self.tracker.cell_visits(&self.state),
         };
@@ -313,6 +350,7 @@ impl ZeldaEnv {
         self.state = snap.state;
         self.tracker = RewardTracker::from_parts(snap.rooms.clone(), snap.cells.clone());
         self.steps = snap.steps;
+        self.step_limit = self.config.max_steps;
         self.episode = snap.episode;
         self.frames = snap.frames.clone();
         Ok(())

@@ -1,7 +1,11 @@
 //! `cargo xtask bench learn`: does training work? Rooms visited and instrument reached vs
-//! env steps on mini-zelda for a random policy, PPO with the heuristic reward, and PPO with
-//! the heuristic plus the learned reward (offline judge), several seeds each; a table and
-//! a PNG of the curves.
+//! env steps on mini-zelda for a random policy, PPO with the heuristic reward, PPO with
+//! the heuristic plus the learned reward (offline judge), and the same with Go-Explore
+//! resets (`env.explore_resets`), several seeds each; a table and a PNG of the curves.
+//!
+//! Rooms and the instrument are counted over episodes that began at the start state, so
+//! the curves compare what each policy does from the start of the game; episodes that
+//! began from the exploration archive are counted apart ("any start").
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -29,6 +33,9 @@ pub struct Args {
     /// The plot (PNG) [default: <target dir>/bench-learn.png].
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Share of resets from the exploration archive in the Go-Explore arm.
+    #[arg(long, default_value_t = 0.5)]
+    explore_resets: f32,
     /// A TrueType font for the plot's text.
     #[arg(
         long,
@@ -45,30 +52,46 @@ struct Point {
     mean_rooms: f64,
     max_rooms: u64,
     instrument_episodes: u64,
+    /// Episodes holding the instrument at the end, whatever their start.
+    instrument_any: u64,
 }
 
 impl Point {
+    /// A summary's episodes that began at the start state (all of them without explore
+    /// resets).
     fn from_json(v: &serde_json::Value, env_steps: u64) -> Result<Self> {
         let u = |k: &str| v[k].as_u64().with_context(|| format!("`{k}` in {v}"));
         Ok(Self {
             env_steps,
-            episodes: u("episodes")?,
-            mean_rooms: v["mean_rooms"].as_f64().context("mean_rooms")?,
+            episodes: u("start_episodes")?,
+            mean_rooms: v["start_mean_rooms"].as_f64().context("start_mean_rooms")?,
             max_rooms: u("max_rooms")?,
-            instrument_episodes: u("instrument_episodes")?,
+            instrument_episodes: u("start_instrument_episodes")?,
+            instrument_any: u("instrument_episodes")?,
         })
     }
 }
 
-const POLICIES: [&str; 3] = [
+const POLICIES: [&str; 4] = [
     "random",
     "PPO (heuristic reward)",
     "PPO (heuristic + learned)",
+    "PPO (h + l, Go-Explore)",
 ];
+
+/// How a PPO arm trains.
+#[derive(Clone, Copy)]
+struct Arm {
+    learned: bool,
+    explore_resets: f32,
+}
 
 pub fn run(args: &Args) -> Result<()> {
     if args.points == 0 || args.seeds == 0 || args.envs == 0 {
         bail!("--points, --seeds and --envs must be at least 1");
+    }
+    if !(args.explore_resets > 0.0 && args.explore_resets <= 1.0) {
+        bail!("--explore-resets must be in (0, 1]");
     }
     let font = std::fs::read(&args.font).with_context(|| {
         format!(
@@ -91,8 +114,13 @@ pub fn run(args: &Args) -> Result<()> {
         let mut curves = vec![Vec::new(); POLICIES.len()];
         for seed in 0..args.seeds {
             curves[0].push(random_curve(&cli, &tmp, args, window, seed)?);
-            for (p, learned) in [(1, false), (2, true)] {
-                curves[p].push(ppo_curve(&cli, &tmp, args, window, seed, learned)?);
+            let arms = [(false, 0.0), (true, 0.0), (true, args.explore_resets)];
+            for (p, (learned, explore_resets)) in (1..).zip(arms) {
+                let arm = Arm {
+                    learned,
+                    explore_resets,
+                };
+                curves[p].push(ppo_curve(&cli, &tmp, args, window, seed, arm)?);
                 eprintln!("  {} seed {seed} done", POLICIES[p]);
             }
         }
@@ -136,6 +164,10 @@ fn random_curve(cli: &Path, tmp: &Path, args: &Args, window: u64, seed: u64) -> 
         )
         .context("zelda-rl rollout --policy random")?;
         let total = Point::from_json(&out, (k + 1) * window)?;
+        anyhow::ensure!(
+            total.episodes == out["episodes"].as_u64().unwrap_or(0),
+            "a random rollout without explore resets began an episode from the archive"
+        );
         let rooms = total.mean_rooms * total.episodes as f64;
         let episodes = total.episodes - before.episodes;
         points.push(Point {
@@ -150,6 +182,7 @@ fn random_curve(cli: &Path, tmp: &Path, args: &Args, window: u64, seed: u64) -> 
             // recoverable from two totals).
             max_rooms: total.max_rooms,
             instrument_episodes: total.instrument_episodes - before.instrument_episodes,
+            instrument_any: total.instrument_any - before.instrument_any,
         });
         before = total;
         rooms_before = rooms;
@@ -164,14 +197,20 @@ fn ppo_curve(
     args: &Args,
     window: u64,
     seed: u64,
-    learned: bool,
+    arm: Arm,
 ) -> Result<Vec<Point>> {
-    let cfg = tmp.join(format!("learn-{learned}.toml"));
+    let Arm {
+        learned,
+        explore_resets,
+    } = arm;
+    let cfg = tmp.join(format!("learn-{learned}-{explore_resets}.toml"));
     std::fs::write(
         &cfg,
-        format!("[reward_model]\nenabled = {learned}\n[train]\ncheckpoint_every = 0\n"),
+        format!(
+            "[env]\nexplore_resets = {explore_resets}\n[reward_model]\nenabled = {learned}\n[train]\ncheckpoint_every = 0\n"
+        ),
     )?;
-    let run = format!("ppo-{learned}-{seed}");
+    let run = format!("ppo-{learned}-{explore_resets}-{seed}");
     let out = Command::new(cli)
         .args(["train", "--log", "warn", "--log-format", "json", "--json"])
         .args(["--offline", "--run", &run])
@@ -228,9 +267,16 @@ fn mean_rooms(curves: &[Vec<Point>], k: usize) -> Option<f64> {
 }
 
 fn print_table(curves: &[Vec<Vec<Point>>]) {
+    println!("rooms and instrument: episodes from the start state; any start: all episodes");
     println!(
-        "{:<28} {:>10} {:>9} {:>11} {:>9} {:>22}",
-        "policy", "env steps", "episodes", "mean rooms", "max rooms", "instrument episodes"
+        "{:<28} {:>10} {:>9} {:>11} {:>9} {:>20} {:>12}",
+        "policy",
+        "env steps",
+        "episodes",
+        "mean rooms",
+        "max rooms",
+        "instrument episodes",
+        "(any start)"
     );
     for (name, seeds) in POLICIES.iter().zip(curves) {
         for k in 0..seeds[0].len() {
@@ -238,14 +284,19 @@ fn print_table(curves: &[Vec<Vec<Point>>]) {
                 .iter()
                 .map(|c| c[k].instrument_episodes.to_string())
                 .collect();
+            let any: Vec<String> = seeds
+                .iter()
+                .map(|c| c[k].instrument_any.to_string())
+                .collect();
             println!(
-                "{:<28} {:>10} {:>9.1} {:>11} {:>9} {:>22}",
+                "{:<28} {:>10} {:>9.1} {:>11} {:>9} {:>20} {:>12}",
                 name,
                 seeds[0][k].env_steps,
                 mean(seeds, k, |p| p.episodes as f64),
                 mean_rooms(seeds, k).map_or("-".into(), |r| format!("{r:.2}")),
                 seeds.iter().map(|c| c[k].max_rooms).max().unwrap_or(0),
-                per_seed.join("/")
+                per_seed.join("/"),
+                any.join("/")
             );
         }
     }
@@ -262,13 +313,13 @@ fn verdict(curves: &[Vec<Vec<Point>>]) {
                     _ => false,
                 },
             );
-        let instrument: u64 = curves[p]
-            .iter()
-            .flat_map(|c| c.iter().map(|x| x.instrument_episodes))
-            .sum();
+        let sum =
+            |f: fn(&Point) -> u64| -> u64 { curves[p].iter().flat_map(|c| c.iter().map(f)).sum() };
         println!(
-            "{name}: more rooms than random at every budget: {}; episodes reaching the instrument: {instrument} (goal: PPO finishes mini-zelda)",
-            if beats { "yes" } else { "no" }
+            "{name}: more rooms than random at every budget: {}; episodes reaching the instrument from the start state: {} (any start: {}) (goal: PPO finishes mini-zelda)",
+            if beats { "yes" } else { "no" },
+            sum(|x| x.instrument_episodes),
+            sum(|x| x.instrument_any),
         );
     }
 }
@@ -285,6 +336,7 @@ fn plot(curves: &[Vec<Vec<Point>>], out: &Path, font: &[u8]) -> Result<()> {
         RGBColor(120, 120, 120),
         RGBColor(31, 119, 180),
         RGBColor(214, 39, 40),
+        RGBColor(44, 160, 44),
     ];
     // Per seed and point, then the mean over seeds; `None` leaves a gap (no episode ended).
     type Metric = (
@@ -296,7 +348,7 @@ fn plot(curves: &[Vec<Vec<Point>>], out: &Path, font: &[u8]) -> Result<()> {
         (
             &left,
             (
-                "mean rooms visited per episode",
+                "mean rooms per episode from the start state",
                 |p| (p.episodes > 0).then_some(p.mean_rooms),
                 mean_rooms,
             ),
@@ -304,7 +356,7 @@ fn plot(curves: &[Vec<Vec<Point>>], out: &Path, font: &[u8]) -> Result<()> {
         (
             &right,
             (
-                "episodes that reached the instrument",
+                "episodes from the start that reached the instrument",
                 |p| Some(p.instrument_episodes as f64),
                 |c, k| Some(mean(c, k, |p| p.instrument_episodes as f64)),
             ),

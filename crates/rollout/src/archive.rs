@@ -1,0 +1,282 @@
+//! Go-Explore's archive ("first return, then explore"): for every cell the environments of
+//! one worker have reached, one save state to start a later episode from, so exploration
+//! goes on from the frontier instead of walking there again from the start each episode.
+//!
+//! A cell is a 32x32-pixel area of a room (5x4 per screen) together with the keys and
+//! instruments held: the same room before and after the dungeon's key is a different place
+//! to explore from, and areas inside a room let the frontier move across a screen between
+//! episodes. Per cell the archive keeps the state reached with the most health, then in the
+//! fewest steps from the start state. Cells are chosen with weight
+//! `1/sqrt(1 + times chosen) + 1/sqrt(1 + times visited)` (Go-Explore's count scores), so
+//! rarely seen cells, the frontier, are tried first and no cell is starved.
+//!
+//! Every change is made between steps, in env order, so the archive (and every episode
+//! that starts from it) is the same bytes whatever the thread count.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+
+use serde::{Deserialize, Serialize};
+use zelda::GameState;
+
+/// Side of a cell's area in pixels.
+const AREA_PX: u8 = 32;
+
+/// Where an episode can be started from: a room, with what is held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Cell {
+    /// [`zelda::state::RoomKey::global_index`] of the room.
+    pub room: u16,
+    /// Link's X / 32 within the room.
+    pub x: u8,
+    /// Link's Y / 32 within the room.
+    pub y: u8,
+    /// Small keys held.
+    pub keys: u8,
+    /// Instruments held.
+    pub instruments: u8,
+}
+
+impl Cell {
+    /// The cell of `s`, or `None` where no episode should start (not in play, passed out).
+    pub fn of(s: &GameState) -> Option<Self> {
+        (s.in_play() && !s.passed_out()).then(|| Self {
+            room: s.room.global_index(),
+            x: s.x / AREA_PX,
+            y: s.y / AREA_PX,
+            keys: s.small_keys,
+            instruments: s.instrument_count().min(255) as u8,
+        })
+    }
+}
+
+/// A state one environment reached, offered to the archive after the step.
+#[derive(Debug, Clone)]
+pub(crate) struct Candidate {
+    pub(crate) cell: Cell,
+    pub(crate) health: u8,
+    pub(crate) depth: u32,
+    /// zstd-compressed save state (a DMG state of about 40 KB packs to about 3 KB).
+    pub(crate) state: Vec<u8>,
+}
+
+impl Candidate {
+    /// Packs `state`, reached with `health` after `depth` steps from the start state.
+    pub(crate) fn new(cell: Cell, health: u8, depth: u32, state: &[u8]) -> Self {
+        let state = zstd::bulk::compress(state, 1).expect("compressing to memory cannot fail");
+        Self {
+            cell,
+            health,
+            depth,
+            state,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Entry {
+    health: u8,
+    depth: u32,
+    chosen: u32,
+    visits: u32,
+    state: Vec<u8>,
+}
+
+/// The archive of one vector env (see the module docs).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Archive {
+    cells: BTreeMap<Cell, Entry>,
+}
+
+/// The state an episode starts from, unpacked from the archive.
+pub(crate) struct Start {
+    pub(crate) cell: Cell,
+    pub(crate) depth: u32,
+    pub(crate) state: Vec<u8>,
+}
+
+impl Archive {
+    /// Cells held.
+    pub fn len(&self) -> usize {
+        self.cells.len()
+    }
+
+    /// No cell yet.
+    pub fn is_empty(&self) -> bool {
+        self.cells.is_empty()
+    }
+
+    /// The cells held, in order.
+    pub fn cells(&self) -> impl Iterator<Item = Cell> + '_ {
+        self.cells.keys().copied()
+    }
+
+    /// Bytes of packed states held.
+    pub fn state_bytes(&self) -> usize {
+        self.cells.values().map(|e| e.state.len()).sum()
+    }
+
+    /// Whether a state of `cell` with `health` after `depth` steps would be kept: the cell
+    /// is new, or this state has more health, or as much in fewer steps.
+    pub(crate) fn wants(&self, cell: Cell, health: u8, depth: u32) -> bool {
+        self.cells
+            .get(&cell)
+            .is_none_or(|e| health > e.health || (health == e.health && depth < e.depth))
+    }
+
+    /// Keeps `c` if [`Archive::wants`] it; a replaced cell keeps its counts.
+    pub(crate) fn offer(&mut self, c: Candidate) {
+        if !self.wants(c.cell, c.health, c.depth) {
+            return;
+        }
+        let (chosen, visits) = self
+            .cells
+            .get(&c.cell)
+            .map_or((0, 0), |e| (e.chosen, e.visits));
+        self.cells.insert(
+            c.cell,
+            Entry {
+                health: c.health,
+                depth: c.depth,
+                chosen,
+                visits,
+                state: c.state,
+            },
+        );
+    }
+
+    /// Picks a cell by its count score (see the module docs) from the uniform `draw`, and
+    /// unpacks its state. `None` when empty.
+    pub(crate) fn choose(&self, draw: u64) -> Option<Start> {
+        let weight = |e: &Entry| {
+            1.0 / (1.0 + f64::from(e.chosen)).sqrt() + 1.0 / (1.0 + f64::from(e.visits)).sqrt()
+        };
+        let total: f64 = self.cells.values().map(weight).sum();
+        let mut left = unit(draw) * total;
+        let mut pick = None;
+        for (cell, e) in &self.cells {
+            pick = Some((cell, e));
+            left -= weight(e);
+            if left < 0.0 {
+                break;
+            }
+        }
+        let (cell, e) = pick?;
+        Some(Start {
+            cell: *cell,
+            depth: e.depth,
+            state: unpack(&e.state)
+                .expect("restore checked every state; the others the archive packed itself"),
+        })
+    }
+
+    /// Every cell with its unpacked state (for checking an archive read from a snapshot).
+    pub(crate) fn states(&self) -> impl Iterator<Item = (Cell, std::io::Result<Vec<u8>>)> + '_ {
+        self.cells.iter().map(|(c, e)| (*c, unpack(&e.state)))
+    }
+
+    /// Counts one more episode started from `cell`.
+    pub(crate) fn mark_chosen(&mut self, cell: Cell) {
+        if let Some(e) = self.cells.get_mut(&cell) {
+            e.chosen = e.chosen.saturating_add(1);
+        }
+    }
+
+    /// Counts one more step that ended in `cell` (if the archive holds it).
+    pub(crate) fn mark_visited(&mut self, cell: Cell) {
+        if let Some(e) = self.cells.get_mut(&cell) {
+            e.visits = e.visits.saturating_add(1);
+        }
+    }
+}
+
+fn unpack(packed: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut state = Vec::new();
+    zstd::stream::Decoder::new(packed)?.read_to_end(&mut state)?;
+    Ok(state)
+}
+
+#[cfg(test)]
+impl Archive {
+    /// Replaces the first cell's state with `packed` bytes (tests of bad snapshots).
+    pub(crate) fn replace_first_state(&mut self, packed: Vec<u8>) {
+        if let Some(e) = self.cells.values_mut().next() {
+            e.state = packed;
+        }
+    }
+}
+
+/// A uniform number in [0, 1) from 53 bits of `draw`.
+pub(crate) fn unit(draw: u64) -> f64 {
+    (draw >> 11) as f64 / (1u64 << 53) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cell(room: u16) -> Cell {
+        Cell {
+            room,
+            x: 0,
+            y: 0,
+            keys: 0,
+            instruments: 0,
+        }
+    }
+
+    #[test]
+    fn keeps_the_healthier_then_the_shorter_state() {
+        let mut a = Archive::default();
+        a.offer(Candidate::new(cell(1), 8, 50, b"first"));
+        assert!(!a.wants(cell(1), 8, 50));
+        assert!(!a.wants(cell(1), 4, 10));
+        assert!(a.wants(cell(1), 8, 49));
+        assert!(a.wants(cell(1), 12, 900));
+        a.mark_chosen(cell(1));
+        a.offer(Candidate::new(cell(1), 8, 20, b"second"));
+        assert_eq!(a.len(), 1);
+        let s = a.choose(0).unwrap();
+        assert_eq!(
+            (s.cell, s.depth, s.state.as_slice()),
+            (cell(1), 20, &b"second"[..])
+        );
+        assert_eq!(
+            a.cells[&cell(1)].chosen,
+            1,
+            "a better state keeps the count"
+        );
+    }
+
+    #[test]
+    fn choice_follows_the_weights() {
+        let mut a = Archive::default();
+        assert!(a.choose(7).is_none());
+        for r in 0..3 {
+            a.offer(Candidate::new(cell(r), 8, 1, &[r as u8]));
+        }
+        // Cell 0 chosen 3 times: weight 1/2 + 1; cell 1 visited 8 times: 1 + 1/3; cell 2:
+        // 1 + 1 (total 4.8333).
+        for _ in 0..3 {
+            a.mark_chosen(cell(0));
+        }
+        for _ in 0..8 {
+            a.mark_visited(cell(1));
+        }
+        let mut counts = [0u32; 3];
+        let n = 100_000u64;
+        for i in 0..n {
+            let draw = crate::derive_seed(9, &[i]);
+            counts[usize::from(a.choose(draw).unwrap().cell.room)] += 1;
+        }
+        let share = |c: u32| f64::from(c) / n as f64;
+        let total = 1.5 + 4.0 / 3.0 + 2.0;
+        assert!((share(counts[0]) - 1.5 / total).abs() < 0.01, "{counts:?}");
+        assert!(
+            (share(counts[1]) - 4.0 / 3.0 / total).abs() < 0.01,
+            "{counts:?}"
+        );
+        assert!((share(counts[2]) - 2.0 / total).abs() < 0.01, "{counts:?}");
+        assert_eq!(a.choose(u64::MAX).unwrap().cell, cell(2));
+    }
+}
