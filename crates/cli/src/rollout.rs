@@ -198,7 +198,14 @@ pub fn run(args: RolloutArgs) -> Result<()> {
             "start_episodes": start_episodes,
             "start_instrument_episodes": start_instrument_episodes,
             "archive_cells": envs.archive().len(),
-            "archive_rooms": envs.archive().cells().map(|c| c.room).collect::<std::collections::BTreeSet<_>>().len(),
+            "archive_rooms": envs
+                .archive()
+                .cells()
+                .map(|c| c.room)
+                .collect::<std::collections::BTreeSet<_>>()
+                .iter()
+                .map(|r| format!("{r:#05x}"))
+                .collect::<Vec<_>>(),
             "hud_updates_sent": hud_stats.map(|h| h.sent),
             "hud_updates_superseded": hud_stats.map(|h| h.superseded),
             "hud_failures": hud_stats.map(|h| h.failures),

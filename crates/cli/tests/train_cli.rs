@@ -1,6 +1,7 @@
 //! `zelda-rl train` end to end: SIGTERM mid-burst writes a checkpoint and exits 143,
 //! `--resume` finishes the run, TensorBoard events and metrics-worthy files are there, a
-//! repeat is a no-op, and bad settings are errors that name the field.
+//! repeat is a no-op, and bad settings are errors that name the field; `rollout --json`
+//! reports the exploration archive.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -162,4 +163,37 @@ fn bad_settings_name_the_field() {
     let out = train(&dir, &[]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("learning_rat"), "{err}");
+}
+
+#[test]
+fn rollout_with_explore_resets_reports_the_archive() {
+    let dir = temp("explore");
+    let cfg = dir.join("explore.toml");
+    std::fs::write(
+        &cfg,
+        "[env]\nmax_steps = 12\nexplore_resets = 1.0\nexplore_steps = 5\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["rollout", "--log", "warn", "--store"])
+        .arg(dir.join("runs"))
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--envs", "2", "--steps", "60", "--no-segments", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let n = |k: &str| v[k].as_u64().unwrap();
+    assert!(n("archive_cells") > 0, "{v}");
+    // Each env's first episode starts at the start state; the rest from the archive.
+    assert_eq!(n("start_episodes"), 2, "{v}");
+    assert!(n("episodes") > 2, "{v}");
+    let rooms = v["archive_rooms"].as_array().unwrap();
+    assert!(rooms.iter().any(|r| r == "0x021"), "{v}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
