@@ -212,8 +212,9 @@ impl ZeldaEnv {
         Ok(self.gb.check_state(state)?)
     }
 
-    /// Whether this episode has the exploration step limit (`env.explore_steps`) rather
-    /// than `max_steps`: after [`ZeldaEnv::restore`], the owner of the episode says which.
+    /// Sets this episode's step limit: `env.explore_steps` when `explore`, else
+    /// `max_steps`. [`ZeldaEnv::restore`] sets `max_steps`; whoever started the episode
+    /// from an archive sets it back.
     pub fn set_explore_limit(&mut self, explore: bool) {
         self.step_limit = if explore {
             self.config.explore_steps.min(self.config.max_steps)
