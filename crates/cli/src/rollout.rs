@@ -140,7 +140,7 @@ pub fn run(args: RolloutArgs) -> Result<()> {
     let mut actions = vec![0usize; envs.len()];
     let (mut episodes, mut ret_sum, mut rooms_sum) = (0u64, 0.0f64, 0u64);
     let (mut max_rooms, mut instrument_episodes) = (0u32, 0u64);
-    let (mut start_episodes, mut start_instrument_episodes) = (0u64, 0u64);
+    let (mut start_episodes, mut start_instrument_episodes, mut start_rooms) = (0u64, 0u64, 0u64);
     let t0 = Instant::now();
     for step in 0..args.steps {
         policy.act(envs.frames(), envs.features(), &mut actions);
@@ -157,6 +157,7 @@ pub fn run(args: RolloutArgs) -> Result<()> {
             instrument_episodes += u64::from(ep.instruments > 0);
             if ep.start_cell.is_none() {
                 start_episodes += 1;
+                start_rooms += u64::from(ep.rooms);
                 start_instrument_episodes += u64::from(ep.instruments > 0);
             }
             live.episode(&ep);
@@ -196,6 +197,7 @@ pub fn run(args: RolloutArgs) -> Result<()> {
             "max_rooms": max_rooms,
             "instrument_episodes": instrument_episodes,
             "start_episodes": start_episodes,
+            "start_mean_rooms": if start_episodes > 0 { start_rooms as f64 / start_episodes as f64 } else { 0.0 },
             "start_instrument_episodes": start_instrument_episodes,
             "archive_cells": envs.archive().len(),
             "archive_rooms": envs

@@ -192,6 +192,7 @@ fn rollout_with_explore_resets_reports_the_archive() {
     assert!(n("archive_cells") > 0, "{v}");
     // Each env's first episode starts at the start state; the rest from the archive.
     assert_eq!(n("start_episodes"), 2, "{v}");
+    assert!(v["start_mean_rooms"].as_f64().unwrap() >= 1.0, "{v}");
     assert!(n("episodes") > 2, "{v}");
     let rooms = v["archive_rooms"].as_array().unwrap();
     assert!(rooms.iter().any(|r| r == "0x021"), "{v}");
