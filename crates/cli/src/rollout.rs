@@ -138,9 +138,8 @@ pub fn run(args: RolloutArgs) -> Result<()> {
     let exporter = SegmentExporter::spawn(store.clone(), 64);
     let bar = progress_bar(args.steps, "rollout");
     let mut actions = vec![0usize; envs.len()];
-    let (mut episodes, mut ret_sum, mut rooms_sum) = (0u64, 0.0f64, 0u64);
-    let (mut max_rooms, mut instrument_episodes) = (0u32, 0u64);
-    let (mut start_episodes, mut start_instrument_episodes, mut start_rooms) = (0u64, 0u64, 0u64);
+    // Episodes are counted as a training burst counts them.
+    let mut counts = train::runstate::BurstStats::default();
     let t0 = Instant::now();
     for step in 0..args.steps {
         policy.act(envs.frames(), envs.features(), &mut actions);
@@ -150,16 +149,7 @@ pub fn run(args: RolloutArgs) -> Result<()> {
         }
         live.step(&envs, |i| envs.reward(i));
         for ep in envs.take_episodes() {
-            episodes += 1;
-            ret_sum += f64::from(ep.ret);
-            rooms_sum += u64::from(ep.rooms);
-            max_rooms = max_rooms.max(ep.rooms);
-            instrument_episodes += u64::from(ep.instruments > 0);
-            if ep.start_cell.is_none() {
-                start_episodes += 1;
-                start_rooms += u64::from(ep.rooms);
-                start_instrument_episodes += u64::from(ep.instruments > 0);
-            }
+            counts.add(&train::runstate::EpisodeRecord::from(&ep));
             live.episode(&ep);
         }
         bar.inc(1);
@@ -177,6 +167,8 @@ pub fn run(args: RolloutArgs) -> Result<()> {
     metrics.segments_written(stats.written, stats.bytes);
     bar.finish_and_clear();
     let total_steps = args.steps * args.envs as u64;
+    let burst = counts.summary(0);
+    let episodes = burst.episodes;
     let per_1000 = stats.bytes as f64 / stats.steps.max(1) as f64 * 1000.0;
     if args.json {
         let summary = serde_json::json!({
@@ -192,13 +184,13 @@ pub fn run(args: RolloutArgs) -> Result<()> {
             "segment_steps": stats.steps,
             "segment_bytes_per_1000_steps": per_1000,
             "episodes": episodes,
-            "mean_return": if episodes > 0 { ret_sum / episodes as f64 } else { 0.0 },
-            "mean_rooms": if episodes > 0 { rooms_sum as f64 / episodes as f64 } else { 0.0 },
-            "max_rooms": max_rooms,
-            "instrument_episodes": instrument_episodes,
-            "start_episodes": start_episodes,
-            "start_mean_rooms": if start_episodes > 0 { start_rooms as f64 / start_episodes as f64 } else { 0.0 },
-            "start_instrument_episodes": start_instrument_episodes,
+            "mean_return": burst.mean_return,
+            "mean_rooms": burst.mean_rooms,
+            "max_rooms": burst.max_rooms,
+            "instrument_episodes": burst.instrument_episodes,
+            "start_episodes": burst.start_episodes,
+            "start_mean_rooms": burst.start_mean_rooms,
+            "start_instrument_episodes": burst.start_instrument_episodes,
             "archive_cells": envs.archive().len(),
             "archive_rooms": envs
                 .archive()
@@ -232,8 +224,7 @@ pub fn run(args: RolloutArgs) -> Result<()> {
     if episodes > 0 {
         println!(
             "episodes finished: {episodes}, mean return {:.3}, mean rooms {:.2}",
-            ret_sum / episodes as f64,
-            rooms_sum as f64 / episodes as f64
+            burst.mean_return, burst.mean_rooms
         );
     }
     Ok(())

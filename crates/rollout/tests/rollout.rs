@@ -18,14 +18,15 @@ fn ctx() -> SegmentContext {
     }
 }
 
-/// Runs a rollout and returns the encoded segments by key.
-fn rollout(
-    threads: usize,
-    seed: u64,
-    envs: usize,
-    steps: usize,
-    env_cfg: EnvConfig,
-) -> Vec<(String, Vec<u8>)> {
+/// A random rollout's vector env, finished episodes and segments (open ones flushed).
+struct Played {
+    envs: VecEnv,
+    episodes: Vec<rollout::EpisodeStats>,
+    segments: Vec<Segment>,
+}
+
+/// Plays `steps` random actions in `envs` environments (segments of 64 steps).
+fn play(threads: usize, seed: u64, envs: usize, steps: usize, env_cfg: EnvConfig) -> Played {
     let mut v = VecEnv::new(
         zelda::MINI_ZELDA,
         None,
@@ -44,14 +45,31 @@ fn rollout(
     .unwrap();
     let mut policy = RandomPolicy::new(v.n_actions(), seed);
     let mut actions = vec![0; envs];
-    let mut segs = Vec::new();
+    let (mut episodes, mut segments) = (Vec::new(), Vec::new());
     for _ in 0..steps {
         policy.act(v.frames(), v.features(), &mut actions);
         v.step(&actions);
-        segs.extend(v.take_segments());
+        episodes.extend(v.take_episodes());
+        segments.extend(v.take_segments());
     }
     v.flush_segments();
-    segs.extend(v.take_segments());
+    segments.extend(v.take_segments());
+    Played {
+        envs: v,
+        episodes,
+        segments,
+    }
+}
+
+/// Runs a rollout and returns the encoded segments by key.
+fn rollout(
+    threads: usize,
+    seed: u64,
+    envs: usize,
+    steps: usize,
+    env_cfg: EnvConfig,
+) -> Vec<(String, Vec<u8>)> {
+    let segs = play(threads, seed, envs, steps, env_cfg).segments;
     let mut out: Vec<_> = segs
         .into_iter()
         .map(|s| (s.key(), s.encode().unwrap()))
@@ -169,34 +187,13 @@ fn explore_resets_start_episodes_from_archived_cells() {
         ..Default::default()
     };
     let run = |threads| {
-        let mut v = VecEnv::new(
-            zelda::MINI_ZELDA,
-            None,
-            4,
-            cfg.clone(),
-            RewardConfig::default(),
-            threads,
-            8,
-            ctx(),
-            RecorderConfig {
-                steps: 64,
-                keyframe_interval: 16,
-            },
-            true,
+        let p = play(threads, 8, 4, 600, cfg.clone());
+        (
+            p.envs.snapshot(),
+            p.envs.archive().clone(),
+            p.episodes,
+            p.segments,
         )
-        .unwrap();
-        let mut policy = RandomPolicy::new(v.n_actions(), 8);
-        let mut actions = vec![0; 4];
-        let (mut episodes, mut segs) = (Vec::new(), Vec::new());
-        for _ in 0..600 {
-            policy.act(v.frames(), v.features(), &mut actions);
-            v.step(&actions);
-            episodes.extend(v.take_episodes());
-            segs.extend(v.take_segments());
-        }
-        v.flush_segments();
-        segs.extend(v.take_segments());
-        (v.snapshot(), v.archive().clone(), episodes, segs)
     };
     let (snap, archive, episodes, segs) = run(1);
     let (snap2, archive2, ..) = run(2);

@@ -114,12 +114,16 @@ pub fn run(args: &Args) -> Result<()> {
         let mut curves = vec![Vec::new(); POLICIES.len()];
         for seed in 0..args.seeds {
             curves[0].push(random_curve(&cli, &tmp, args, window, seed)?);
-            let arms = [(false, 0.0), (true, 0.0), (true, args.explore_resets)];
-            for (p, (learned, explore_resets)) in (1..).zip(arms) {
-                let arm = Arm {
-                    learned,
-                    explore_resets,
-                };
+            let arm = |learned, explore_resets| Arm {
+                learned,
+                explore_resets,
+            };
+            let arms = [
+                arm(false, 0.0),
+                arm(true, 0.0),
+                arm(true, args.explore_resets),
+            ];
+            for (p, arm) in (1..).zip(arms) {
                 curves[p].push(ppo_curve(&cli, &tmp, args, window, seed, arm)?);
                 eprintln!("  {} seed {seed} done", POLICIES[p]);
             }
