@@ -192,6 +192,8 @@ pub fn run(args: RolloutArgs) -> Result<()> {
             "start_mean_rooms": burst.start_mean_rooms,
             "start_instrument_episodes": burst.start_instrument_episodes,
             "archive_cells": envs.archive().len(),
+            "archive_states": envs.archive().held(),
+            "archive_state_bytes": envs.archive().state_bytes(),
             "archive_rooms": envs
                 .archive()
                 .cells()

@@ -161,7 +161,7 @@ impl Observer for Watch {
     }
 
     fn on_update(&mut self, r: &UpdateReport) {
-        self.live.metrics.learner_update(&r.learner_stats());
+        r.record_metrics(&self.live.metrics);
         self.events.record(r.env_steps as i64, &r.scalars());
         self.bar.set_message(format!(
             "burst {} update {}/{} reward {:.4} entropy {:.3}",
@@ -277,7 +277,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             if !args.json {
                 for b in &bursts {
                     println!(
-                        "burst {}: {} env steps ({:.0}/s), {} episodes, mean return {:.3}, mean rooms {:.2}, max rooms {}, instrument in {}{}, {} segments, reward model {}",
+                        "burst {}: {} env steps ({:.0}/s), {} episodes, mean return {:.3}, mean rooms {:.2}, max rooms {}, instrument in {}{}{}, {} segments, reward model {}",
                         b.burst,
                         b.env_steps,
                         b.steps_per_second,
@@ -293,6 +293,16 @@ pub fn run(args: TrainArgs) -> Result<()> {
                                 b.episodes,
                                 b.start_mean_rooms,
                                 b.start_instrument_episodes
+                            )
+                        } else {
+                            String::new()
+                        },
+                        if b.archive.cells > 0 {
+                            format!(
+                                ", archive {} cells ({} states, {:.1} MiB)",
+                                b.archive.cells,
+                                b.archive.states,
+                                b.archive.state_bytes as f64 / f64::from(1 << 20)
                             )
                         } else {
                             String::new()

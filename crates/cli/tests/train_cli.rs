@@ -190,6 +190,8 @@ fn rollout_with_explore_resets_reports_the_archive() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let n = |k: &str| v[k].as_u64().unwrap();
     assert!(n("archive_cells") > 0, "{v}");
+    assert_eq!(n("archive_states"), n("archive_cells"), "{v}");
+    assert!(n("archive_state_bytes") > 1000 * n("archive_states"), "{v}");
     // Each env's first episode starts at the start state; the rest from the archive.
     assert_eq!(n("start_episodes"), 2, "{v}");
     assert!(v["start_mean_rooms"].as_f64().unwrap() >= 1.0, "{v}");

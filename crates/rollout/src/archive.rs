@@ -10,6 +10,13 @@
 //! `1/sqrt(1 + times chosen) + 1/sqrt(1 + times visited)` (Go-Explore's count scores), so
 //! rarely seen cells, the frontier, are tried first and no cell is starved.
 //!
+//! The states are what costs memory (about 3 KB each, carried in every snapshot), so at
+//! most `env.explore_cells` of them are kept. When a new cell would go beyond that, the
+//! state of the cell with the lowest score (the most chosen and visited: the explored
+//! interior, not the frontier) is dropped. The cell itself stays, with its counts and the
+//! health and steps of the dropped state, so it is not taken for new when reached again
+//! (which would evict another state at once); only a better state brings it back.
+//!
 //! Every change is made between steps, in env order, so the archive (and every episode
 //! that starts from it) is the same bytes whatever the thread count.
 
@@ -79,13 +86,44 @@ struct Entry {
     depth: u32,
     chosen: u32,
     visits: u32,
+    /// Packed save state; empty once dropped for the cap (the cell is not chosen then).
     state: Vec<u8>,
+}
+
+impl Entry {
+    fn held(&self) -> bool {
+        !self.state.is_empty()
+    }
+
+    /// Go-Explore's count score: the chance to be chosen and, lowest first, to be dropped.
+    fn weight(&self) -> f64 {
+        1.0 / (1.0 + f64::from(self.chosen)).sqrt() + 1.0 / (1.0 + f64::from(self.visits)).sqrt()
+    }
 }
 
 /// The archive of one vector env (see the module docs).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Archive {
     cells: BTreeMap<Cell, Entry>,
+}
+
+/// How big an archive is (summed over workers on Ray), for metrics and summaries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArchiveStats {
+    /// Cells reached.
+    pub cells: u64,
+    /// Cells whose state is kept (episodes can start there).
+    pub states: u64,
+    /// Bytes of those packed states.
+    pub state_bytes: u64,
+}
+
+impl std::ops::AddAssign for ArchiveStats {
+    fn add_assign(&mut self, o: Self) {
+        self.cells += o.cells;
+        self.states += o.states;
+        self.state_bytes += o.state_bytes;
+    }
 }
 
 /// The state an episode starts from, unpacked from the archive.
@@ -96,7 +134,7 @@ pub(crate) struct Start {
 }
 
 impl Archive {
-    /// Cells held.
+    /// Cells reached (with a state kept or not).
     pub fn len(&self) -> usize {
         self.cells.len()
     }
@@ -106,14 +144,32 @@ impl Archive {
         self.cells.is_empty()
     }
 
-    /// The cells held, in order.
+    /// The cells reached, in order.
     pub fn cells(&self) -> impl Iterator<Item = Cell> + '_ {
         self.cells.keys().copied()
     }
 
+    /// Cells whose state is kept: those episodes can start from (at most `env.explore_cells`).
+    pub fn held(&self) -> usize {
+        self.stats().states as usize
+    }
+
     /// Bytes of packed states held.
     pub fn state_bytes(&self) -> usize {
-        self.cells.values().map(|e| e.state.len()).sum()
+        self.stats().state_bytes as usize
+    }
+
+    /// Cells, states and bytes in one pass.
+    pub fn stats(&self) -> ArchiveStats {
+        let mut s = ArchiveStats {
+            cells: self.cells.len() as u64,
+            ..Default::default()
+        };
+        for e in self.cells.values().filter(|e| e.held()) {
+            s.states += 1;
+            s.state_bytes += e.state.len() as u64;
+        }
+        s
     }
 
     /// Whether a state of `cell` with `health` after `depth` steps would be kept: the cell
@@ -124,15 +180,27 @@ impl Archive {
             .is_none_or(|e| health > e.health || (health == e.health && depth < e.depth))
     }
 
-    /// Keeps `c` if [`Archive::wants`] it; a replaced cell keeps its counts.
-    pub(crate) fn offer(&mut self, c: Candidate) {
+    /// Keeps `c` if [`Archive::wants`] it; a replaced cell keeps its counts. When that
+    /// would hold more than `max_held` states, the lowest-scoring other cell's state is
+    /// dropped (ties: the first cell in order).
+    pub(crate) fn offer(&mut self, c: Candidate, max_held: usize) {
         if !self.wants(c.cell, c.health, c.depth) {
             return;
         }
-        let (chosen, visits) = self
+        let (chosen, visits, held) = self
             .cells
             .get(&c.cell)
-            .map_or((0, 0), |e| (e.chosen, e.visits));
+            .map_or((0, 0, false), |e| (e.chosen, e.visits, e.held()));
+        if !held && self.held() >= max_held {
+            let lowest = self
+                .cells
+                .iter_mut()
+                .filter(|(cell, e)| e.held() && **cell != c.cell)
+                .min_by(|(_, a), (_, b)| a.weight().total_cmp(&b.weight()));
+            if let Some((_, e)) = lowest {
+                e.state = Vec::new();
+            }
+        }
         self.cells.insert(
             c.cell,
             Entry {
@@ -148,15 +216,13 @@ impl Archive {
     /// Picks a cell by its count score (see the module docs) from the uniform `draw`, and
     /// unpacks its state. `None` when empty.
     pub(crate) fn choose(&self, draw: u64) -> Option<Start> {
-        let weight = |e: &Entry| {
-            1.0 / (1.0 + f64::from(e.chosen)).sqrt() + 1.0 / (1.0 + f64::from(e.visits)).sqrt()
-        };
-        let total: f64 = self.cells.values().map(weight).sum();
+        let held = || self.cells.iter().filter(|(_, e)| e.held());
+        let total: f64 = held().map(|(_, e)| e.weight()).sum();
         let mut left = unit(draw) * total;
         let mut pick = None;
-        for (cell, e) in &self.cells {
+        for (cell, e) in held() {
             pick = Some((cell, e));
-            left -= weight(e);
+            left -= e.weight();
             if left < 0.0 {
                 break;
             }
@@ -170,9 +236,13 @@ impl Archive {
         })
     }
 
-    /// Every cell with its unpacked state (for checking an archive read from a snapshot).
+    /// Every cell held with its unpacked state (for checking an archive read from a
+    /// snapshot).
     pub(crate) fn states(&self) -> impl Iterator<Item = (Cell, std::io::Result<Vec<u8>>)> + '_ {
-        self.cells.iter().map(|(c, e)| (*c, unpack(&e.state)))
+        self.cells
+            .iter()
+            .filter(|(_, e)| e.held())
+            .map(|(c, e)| (*c, unpack(&e.state)))
     }
 
     /// Counts one more episode started from `cell`.
@@ -228,13 +298,13 @@ mod tests {
     #[test]
     fn keeps_the_healthier_then_the_shorter_state() {
         let mut a = Archive::default();
-        a.offer(Candidate::new(cell(1), 8, 50, b"first"));
+        a.offer(Candidate::new(cell(1), 8, 50, b"first"), 10);
         assert!(!a.wants(cell(1), 8, 50));
         assert!(!a.wants(cell(1), 4, 10));
         assert!(a.wants(cell(1), 8, 49));
         assert!(a.wants(cell(1), 12, 900));
         a.mark_chosen(cell(1));
-        a.offer(Candidate::new(cell(1), 8, 20, b"second"));
+        a.offer(Candidate::new(cell(1), 8, 20, b"second"), 1);
         assert_eq!(a.len(), 1);
         let s = a.choose(0).unwrap();
         assert_eq!(
@@ -253,7 +323,7 @@ mod tests {
         let mut a = Archive::default();
         assert!(a.choose(7).is_none());
         for r in 0..3 {
-            a.offer(Candidate::new(cell(r), 8, 1, &[r as u8]));
+            a.offer(Candidate::new(cell(r), 8, 1, &[r as u8]), 3);
         }
         // Cell 0 chosen 3 times: weight 1/2 + 1; cell 1 visited 8 times: 1 + 1/3; cell 2:
         // 1 + 1 (total 4.8333).
@@ -278,5 +348,45 @@ mod tests {
         );
         assert!((share(counts[2]) - 2.0 / total).abs() < 0.01, "{counts:?}");
         assert_eq!(a.choose(u64::MAX).unwrap().cell, cell(2));
+    }
+
+    #[test]
+    fn the_cap_drops_the_most_explored_state_and_keeps_the_cell() {
+        let mut a = Archive::default();
+        for r in 0..3 {
+            a.offer(Candidate::new(cell(r), 8, 10, &[r as u8]), 3);
+        }
+        a.mark_chosen(cell(0));
+        for _ in 0..4 {
+            a.mark_visited(cell(1));
+        }
+        // Full: a fourth cell drops cell 1's state (weight 1 + 1/sqrt(5), the lowest).
+        a.offer(Candidate::new(cell(3), 8, 10, &[3]), 3);
+        assert_eq!((a.len(), a.held()), (4, 3));
+        assert_eq!(a.cells().count(), 4, "the cell stays, reached");
+        let held: Vec<u16> = a.states().map(|(c, _)| c.room).collect();
+        assert_eq!(held, [0, 2, 3]);
+        for i in 0..2_000u64 {
+            assert_ne!(a.choose(crate::derive_seed(3, &[i])).unwrap().cell, cell(1));
+        }
+        // Reaching it again the same way is not new: nothing changes.
+        assert!(!a.wants(cell(1), 8, 10));
+        a.offer(Candidate::new(cell(1), 8, 10, &[1]), 3);
+        assert_eq!(a.held(), 3);
+        // A better state brings it back, with its counts, and drops the next lowest (cell
+        // 0, chosen once: 1/sqrt(2) + 1).
+        a.mark_visited(cell(1));
+        a.offer(Candidate::new(cell(1), 9, 10, &[1]), 3);
+        let held: Vec<u16> = a.states().map(|(c, _)| c.room).collect();
+        assert_eq!(held, [1, 2, 3]);
+        assert_eq!(a.cells[&cell(1)].visits, 5);
+        // With every state dropped but one, that one is always chosen.
+        let mut b = Archive::default();
+        for r in 0..4 {
+            b.offer(Candidate::new(cell(r), 8, 10, &[r as u8]), 1);
+        }
+        assert_eq!((b.len(), b.held()), (4, 1));
+        assert_eq!(b.choose(u64::MAX).unwrap().cell, cell(3));
+        assert_eq!(b.choose(0).unwrap().cell, cell(3));
     }
 }

@@ -182,6 +182,7 @@ pub struct VecEnv {
     episodes: Vec<EpisodeStats>,
     archive: Archive,
     explore: f32,
+    explore_cells: usize,
 }
 
 impl VecEnv {
@@ -278,6 +279,7 @@ impl VecEnv {
             episodes: Vec::new(),
             archive: Archive::default(),
             explore: env_cfg.explore_resets,
+            explore_cells: env_cfg.explore_cells as usize,
         };
         v.reset_all();
         Ok(v)
@@ -333,7 +335,7 @@ impl VecEnv {
                 self.archive.mark_visited(cell);
             }
             if let Some(c) = slot.candidate.take() {
-                self.archive.offer(c);
+                self.archive.offer(c, self.explore_cells);
             }
         }
     }

@@ -231,6 +231,30 @@ fn explore_resets_start_episodes_from_archived_cells() {
     for seg in &segs {
         episodes::replay(seg, zelda::MINI_ZELDA, |_, _| {}).unwrap();
     }
+    assert_eq!(
+        archive.held(),
+        archive.len(),
+        "under the cap every state is kept"
+    );
+
+    // With a cap of 4 states the archive still knows every cell reached, keeps 4 states,
+    // and stays the same bytes on 1 or 2 threads.
+    let capped = EnvConfig {
+        explore_cells: 4,
+        ..cfg.clone()
+    };
+    let a = play(1, 8, 4, 600, capped.clone());
+    let b = play(2, 8, 4, 600, capped);
+    assert_eq!(a.envs.snapshot(), b.envs.snapshot());
+    let archive = a.envs.archive();
+    assert_eq!(archive.held(), 4);
+    assert!(archive.len() > 4, "{}", archive.len());
+    assert!(archive.state_bytes() > 0);
+    let later: Vec<_> = a.episodes[a.episodes.len() / 2..]
+        .iter()
+        .filter_map(|e| e.start_cell)
+        .collect();
+    assert!(!later.is_empty(), "episodes still start from the archive");
 }
 
 #[test]
@@ -243,6 +267,14 @@ fn snapshot_restore_continues_segments_and_observations_exactly() {
             ..Default::default()
         });
     }
+    // A capped archive holds cells without states: they must survive the round trip.
+    snapshot_restore_case(EnvConfig {
+        max_steps: 20,
+        explore_resets: 0.5,
+        explore_steps: 7,
+        explore_cells: 2,
+        ..Default::default()
+    });
     snapshot_restore_case(EnvConfig::default());
 }
 
@@ -295,6 +327,10 @@ fn snapshot_restore_case(cfg: EnvConfig) {
     assert_eq!(a.snapshot(), b.snapshot());
     if cfg.explore_resets > 0.0 {
         assert!(!a.archive().is_empty());
+        assert!(a.archive().held() <= cfg.explore_cells as usize);
+    }
+    if cfg.explore_cells == 2 {
+        assert!(a.archive().len() > 2, "the cap was reached");
     }
     assert!(
         b.restore(b"garbage")

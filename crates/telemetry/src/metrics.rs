@@ -118,6 +118,9 @@ struct Inner {
     episode_rooms: Histogram,
     rooms_visited: Gauge,
     rooms_seen: Mutex<HashSet<u16>>,
+    explore_cells: Gauge,
+    explore_states: Gauge,
+    explore_state_bytes: Gauge,
     reward: Family<RewardLabels, FCounter>,
     segments_written: Counter,
     segment_bytes: Counter,
@@ -222,6 +225,24 @@ impl Metrics {
             "rooms_visited",
             "Distinct rooms entered by any environment of this process since it started",
             rooms_visited.clone(),
+        );
+        let explore_cells = Gauge::default();
+        r.register(
+            "explore_cells",
+            "Cells (room areas with the keys and instruments held) in the Go-Explore archive, summed over rollout workers",
+            explore_cells.clone(),
+        );
+        let explore_states = Gauge::default();
+        r.register(
+            "explore_states",
+            "Archived cells whose save state is kept, so episodes can start there (at most env.explore_cells per worker)",
+            explore_states.clone(),
+        );
+        let explore_state_bytes = Gauge::default();
+        r.register(
+            "explore_state_bytes",
+            "Bytes of the packed save states the Go-Explore archive keeps (carried in every env snapshot)",
+            explore_state_bytes.clone(),
         );
         let reward = Family::<RewardLabels, FCounter>::default();
         r.register(
@@ -389,6 +410,9 @@ impl Metrics {
                 episode_rooms,
                 rooms_visited,
                 rooms_seen: Mutex::new(HashSet::new()),
+                explore_cells,
+                explore_states,
+                explore_state_bytes,
                 reward,
                 segments_written,
                 segment_bytes,
@@ -456,6 +480,15 @@ impl Metrics {
         if seen.insert(room.global_index()) {
             self.inner.rooms_visited.set(seen.len() as i64);
         }
+    }
+
+    /// The Go-Explore archive's size now: cells reached, states kept and their bytes
+    /// (summed over rollout workers).
+    pub fn explore_archive(&self, cells: u64, states: u64, state_bytes: u64) {
+        let g = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        self.inner.explore_cells.set(g(cells));
+        self.inner.explore_states.set(g(states));
+        self.inner.explore_state_bytes.set(g(state_bytes));
     }
 
     /// One step's (or many steps' summed) weighted reward components, in
@@ -716,6 +749,8 @@ mod tests {
             "zelda_rl_learner_entropy",
             "zelda_rl_learner_update_duration_seconds_sum",
             "zelda_rl_hud_clients",
+            "zelda_rl_explore_cells",
+            "zelda_rl_explore_state_bytes",
         ] {
             assert!(
                 names.iter().any(|n| n == want),
@@ -754,8 +789,12 @@ mod tests {
             ..LearnerStats::default()
         });
         m.segment_written(1234);
+        m.explore_archive(326, 300, 912_345);
         let text = m.encode();
         for line in [
+            "zelda_rl_explore_cells 326",
+            "zelda_rl_explore_states 300",
+            "zelda_rl_explore_state_bytes 912345",
             "zelda_rl_env_steps_total 10",
             "zelda_rl_episodes_total{end=\"truncated\"} 1",
             "zelda_rl_rooms_visited 2",

@@ -34,7 +34,8 @@ use crate::{Settings, TrainError};
 const CHUNK_MAGIC: &[u8; 8] = b"ZRLCHNK\0";
 // 2: rooms entered and per-component reward sums (for the learner's metrics).
 // 3: segment bytes.
-const CHUNK_VERSION: u32 = 3;
+// 4: the exploration archive's size.
+const CHUNK_VERSION: u32 = 4;
 
 /// What a worker is asked to do in one round.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -121,6 +122,8 @@ pub struct Chunk {
     /// The worker's env snapshot after the round (the next update boundary).
     #[serde(with = "serde_bytes")]
     pub snapshot: Vec<u8>,
+    /// The worker's exploration archive after the round.
+    pub archive: rollout::archive::ArchiveStats,
 }
 
 impl Chunk {
@@ -306,6 +309,7 @@ impl RolloutWorker {
             act_seconds: 0.0,
             env_seconds: 0.0,
             snapshot: Vec::new(),
+            archive: Default::default(),
         };
         let mut rooms = std::collections::HashSet::new();
         let round = ppo::mix_seed(
@@ -360,6 +364,7 @@ impl RolloutWorker {
         }
         chunk.segment_bytes = exporter.finish()?.bytes;
         chunk.snapshot = self.envs.snapshot();
+        chunk.archive = self.envs.archive().stats();
         (chunk.act_seconds, chunk.env_seconds) = self.stepper.take_seconds();
         chunk.seconds = t0.elapsed().as_secs_f64();
         Ok(chunk)
@@ -436,6 +441,8 @@ pub struct Learner {
     snapshots: Option<Vec<Vec<u8>>>,
     buffer: RolloutBuffer,
     stats: BurstStats,
+    /// The workers' archives after the last round (for the burst summary).
+    archive: rollout::archive::ArchiveStats,
     round_start: Instant,
     scalars: Option<telemetry::Scalars>,
     metrics: telemetry::Metrics,
@@ -530,6 +537,7 @@ impl Learner {
             snapshots,
             buffer,
             stats: BurstStats::default(),
+            archive: Default::default(),
             round_start: Instant::now(),
             scalars,
             metrics: telemetry::Metrics::new(),
@@ -748,9 +756,14 @@ impl Learner {
             act_seconds: chunks.iter().map(|c| c.act_seconds).sum(),
             env_seconds: chunks.iter().map(|c| c.env_seconds).sum(),
             stats,
+            archive: chunks.iter().fold(Default::default(), |mut a, c| {
+                a += c.archive;
+                a
+            }),
         };
+        self.archive = report.archive;
         report.log();
-        self.metrics.learner_update(&report.learner_stats());
+        report.record_metrics(&self.metrics);
         if let Some(s) = &mut self.scalars {
             s.record(report.env_steps as i64, &report.scalars());
         }
@@ -785,6 +798,7 @@ impl Learner {
             )));
         }
         let mut summary = std::mem::take(&mut self.stats).summary(self.burst);
+        summary.archive = self.archive;
         let end = BurstEnd {
             judges: &self.judges,
             eval_concurrency: self.eval_concurrency,

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use episodes::Store;
 use ppo::{RolloutBuffer, TrainConfig, UpdateStats};
+use rollout::archive::ArchiveStats;
 use rollout::{EpisodeStats, SegmentContext, SegmentExporter, VecEnv};
 use serde::Serialize;
 use zelda::obs::FEATURES;
@@ -75,6 +76,8 @@ pub struct UpdateReport {
     pub env_seconds: f64,
     /// PPO statistics.
     pub stats: UpdateStats,
+    /// The Go-Explore archive after the rollout (all workers' on Ray: summed).
+    pub archive: ArchiveStats,
 }
 
 impl UpdateReport {
@@ -94,6 +97,13 @@ impl UpdateReport {
         }
     }
 
+    /// Sets the learner's and the exploration archive's Prometheus metrics.
+    pub fn record_metrics(&self, metrics: &telemetry::Metrics) {
+        metrics.learner_update(&self.learner_stats());
+        let a = self.archive;
+        metrics.explore_archive(a.cells, a.states, a.state_bytes);
+    }
+
     /// The update's TensorBoard scalars (step: env steps so far).
     pub fn scalars(&self) -> Vec<(&'static str, f32)> {
         let s = &self.stats;
@@ -111,6 +121,12 @@ impl UpdateReport {
                 self.mean_learned_reward as f32,
             ),
             ("rollout/steps_per_second", self.steps_per_second as f32),
+            ("explore/archive_cells", self.archive.cells as f32),
+            ("explore/archive_states", self.archive.states as f32),
+            (
+                "explore/archive_mib",
+                self.archive.state_bytes as f32 / (1 << 20) as f32,
+            ),
         ]
     }
 
@@ -163,6 +179,8 @@ pub struct BurstSummary {
     pub start_mean_rooms: f64,
     /// Those of them that ended holding an instrument: the game played from its start.
     pub start_instrument_episodes: u64,
+    /// The Go-Explore archive at the burst's end (all workers' on Ray: summed).
+    pub archive: ArchiveStats,
     /// Mean per-episode sum of each heuristic reward component, by name.
     pub reward_components: Vec<(String, f64)>,
     /// Segments written to the store.
@@ -450,6 +468,7 @@ pub fn run(opts: TrainOptions, observer: &mut dyn Observer) -> Result<Outcome, T
                     act_seconds,
                     env_seconds,
                     stats,
+                    archive: envs.archive().stats(),
                 };
                 report.log();
                 observer.on_update(&report);
@@ -482,6 +501,7 @@ pub fn run(opts: TrainOptions, observer: &mut dyn Observer) -> Result<Outcome, T
             )?;
         }
         let mut summary = bs.summary(burst);
+        summary.archive = envs.archive().stats();
         let end = BurstEnd {
             judges: &opts.judges,
             eval_concurrency: opts.eval_concurrency,

@@ -154,6 +154,14 @@ fn lost_worker_and_restarted_learner_change_nothing() {
             .iter()
             .all(|b| b.env_steps == 96 && b.segments_written > 0)
     );
+    // Both workers' archives, summed; every state kept (far under the cap).
+    assert!(
+        bursts.iter().all(|b| b.archive.cells >= 2
+            && b.archive.states == b.archive.cells
+            && b.archive.state_bytes > 1000 * b.archive.states),
+        "{:?}",
+        bursts.iter().map(|b| b.archive).collect::<Vec<_>>()
+    );
     assert!(
         bursts[1].reward_model.is_some(),
         "burst 1 trains a reward model"

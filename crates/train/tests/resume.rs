@@ -101,6 +101,7 @@ fn stopped_and_resumed_run_equals_uninterrupted_run() {
             .all(|b| b.start_episodes > 0 && b.start_episodes < b.episodes),
         "episodes start from both the start state and the archive"
     );
+    assert!(bursts.iter().all(|b| b.archive.states > 0), "{bursts:?}");
     assert!(
         bursts[1].reward_model.is_some(),
         "burst 1 should train a reward model"

@@ -42,6 +42,11 @@ pub struct EnvConfig {
     /// phase; capped by `max_steps`). Left out of the serialized config when 256.
     #[serde(skip_serializing_if = "is_default_explore_steps")]
     pub explore_steps: u32,
+    /// Most states the archive keeps (about 3 KB each, carried in every snapshot and Ray
+    /// chunk); beyond it the most explored cells give theirs up. Left out of the
+    /// serialized config when 4096.
+    #[serde(skip_serializing_if = "is_default_explore_cells")]
+    pub explore_cells: u32,
 }
 
 fn is_zero(x: &f32) -> bool {
@@ -52,6 +57,12 @@ const DEFAULT_EXPLORE_STEPS: u32 = 256;
 
 fn is_default_explore_steps(n: &u32) -> bool {
     *n == DEFAULT_EXPLORE_STEPS
+}
+
+const DEFAULT_EXPLORE_CELLS: u32 = 4096;
+
+fn is_default_explore_cells(n: &u32) -> bool {
+    *n == DEFAULT_EXPLORE_CELLS
 }
 
 /// Which Game Boy runs the cartridge (`env.model`).
@@ -97,6 +108,7 @@ impl Default for EnvConfig {
             model: HardwareChoice::Dmg,
             explore_resets: 0.0,
             explore_steps: DEFAULT_EXPLORE_STEPS,
+            explore_cells: DEFAULT_EXPLORE_CELLS,
         }
     }
 }
@@ -124,6 +136,9 @@ impl EnvConfig {
         }
         if self.explore_steps == 0 {
             return Err("env.explore_steps must be at least 1".into());
+        }
+        if self.explore_cells == 0 {
+            return Err("env.explore_cells must be at least 1".into());
         }
         if !(0.0..=1.0).contains(&self.explore_resets) {
             return Err(format!(
@@ -234,6 +249,11 @@ mod tests {
             };
             assert!(cfg.validate().unwrap_err().contains("env.explore_resets"));
         }
+        let cfg = EnvConfig {
+            explore_cells: 0,
+            ..Default::default()
+        };
+        assert!(cfg.validate().unwrap_err().contains("env.explore_cells"));
         let r = RewardConfig {
             death: f32::NAN,
             ..Default::default()
@@ -247,6 +267,7 @@ mod tests {
         assert!(!json.contains("model"), "{json}");
         assert!(!json.contains("explore_resets"), "{json}");
         assert!(!json.contains("explore_steps"), "{json}");
+        assert!(!json.contains("explore_cells"), "{json}");
         let cfg: EnvConfig = serde_json::from_str(r#"{"model": "cgb"}"#).unwrap();
         assert_eq!(cfg.model, HardwareChoice::Cgb);
         assert!(
