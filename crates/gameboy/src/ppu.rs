@@ -749,10 +749,10 @@ impl Ppu {
             let win_start = window.map_or(WIDTH, |(start, _)| start);
             let signed = lcdc & 0x10 == 0;
             let (map, y) = self.bg_row();
-            self.fetch_row(&mut bg[..win_start], map, y, self.scx, signed);
+            self.fetch_row::<false>(&mut bg[..win_start], &mut [], map, y, self.scx, signed);
             if let Some((start, skip)) = window {
                 let (map, wl) = self.window_row();
-                self.fetch_row(&mut bg[start..], map, wl, skip, signed);
+                self.fetch_row::<false>(&mut bg[start..], &mut [], map, wl, skip, signed);
             }
         }
         if window.is_some() {
@@ -772,27 +772,62 @@ impl Ppu {
         self.frame[ly * WIDTH..(ly + 1) * WIDTH].copy_from_slice(&row);
     }
 
-    /// Fills `out` with BG/window color indices from tile map `map`, map row `y`,
+    /// Fills `out` with BG/window colour indices from tile map `map`, map row `y`,
     /// starting at map column pixel `x0`. Whole tiles are decoded eight pixels at a time.
-    fn fetch_row(&self, out: &mut [u8], map: usize, y: u8, x0: u8, signed: bool) {
+    /// With `CGB`, each tile's attributes (VRAM bank 1) select its tile bank, flips and
+    /// palette, and its palette and priority bits go to `attr_out`; without, the
+    /// attribute is a constant 0, so the DMG path compiles to plain tile fetches and
+    /// `attr_out` (may be empty) is not touched.
+    fn fetch_row<const CGB: bool>(
+        &self,
+        out: &mut [u8],
+        attr_out: &mut [u8],
+        map: usize,
+        y: u8,
+        x0: u8,
+        signed: bool,
+    ) {
         let fine_x = (x0 & 7) as usize;
         let tiles = (fine_x + out.len()).div_ceil(8);
         let mut buf = [0u8; 22 * 8];
+        let mut abuf = [0u8; 22];
         let fine_y = (y & 7) as usize * 2;
         let row_base = map + (y as usize / 8) * 32;
-        for (col, chunk) in ((x0 / 8) as usize..).zip(buf.chunks_exact_mut(8).take(tiles)) {
-            let tile = self.vram[row_base + (col & 31)];
-            let addr = if signed {
+        let chunks = ((x0 / 8) as usize..).zip(buf.chunks_exact_mut(8).take(tiles));
+        for (i, (col, chunk)) in chunks.enumerate() {
+            let at = row_base + (col & 31);
+            let tile = self.vram[at];
+            let base = if signed {
                 (0x1000 + (tile as i8 as isize) * 16) as usize
             } else {
                 tile as usize * 16
-            } + fine_y;
-            let lo = self.vram[addr & 0x1FFF];
-            let hi = self.vram[(addr + 1) & 0x1FFF];
+            };
+            let (lo, hi) = if CGB {
+                let a = self.vram[0x2000 + at];
+                abuf[i] = a & 0x87;
+                let fine_y = if a & 0x40 != 0 { 14 - fine_y } else { fine_y };
+                let bank = if a & 0x08 != 0 { 0x2000 } else { 0 };
+                let addr = base + fine_y;
+                let lo = self.vram[bank + (addr & 0x1FFF)];
+                let hi = self.vram[bank + ((addr + 1) & 0x1FFF)];
+                if a & 0x20 != 0 {
+                    (lo.reverse_bits(), hi.reverse_bits())
+                } else {
+                    (lo, hi)
+                }
+            } else {
+                let addr = base + fine_y;
+                (self.vram[addr & 0x1FFF], self.vram[(addr + 1) & 0x1FFF])
+            };
             let v = SPREAD[lo as usize] | (SPREAD[hi as usize] << 1);
             chunk.copy_from_slice(&v.to_le_bytes());
         }
         out.copy_from_slice(&buf[fine_x..fine_x + out.len()]);
+        if CGB {
+            for (i, a) in attr_out.iter_mut().enumerate() {
+                *a = abuf[(fine_x + i) / 8];
+            }
+        }
     }
 
     fn draw_objects(&self, ly: usize, bg: &[u8; WIDTH], row: &mut [u8; WIDTH]) {
@@ -871,11 +906,11 @@ impl Ppu {
         let signed = lcdc & 0x10 == 0;
         let (map, y) = self.bg_row();
         let (b, a) = (&mut bg[..win_start], &mut attr[..win_start]);
-        self.fetch_row_cgb(b, a, map, y, self.scx, signed);
+        self.fetch_row::<true>(b, a, map, y, self.scx, signed);
         if let Some((start, skip)) = window {
             let (map, wl) = self.window_row();
             let (b, a) = (&mut bg[start..], &mut attr[start..]);
-            self.fetch_row_cgb(b, a, map, wl, skip, signed);
+            self.fetch_row::<true>(b, a, map, wl, skip, signed);
             self.window_line = self.window_line.wrapping_add(1);
         }
         let mut line = [0u16; WIDTH];
@@ -890,48 +925,6 @@ impl Ppu {
             *s = shade_of(c);
         }
         self.frame_rgb[ly * WIDTH..(ly + 1) * WIDTH].copy_from_slice(&line);
-    }
-
-    /// CGB version of [`Ppu::fetch_row`]: tile attributes from VRAM bank 1 select the tile
-    /// bank, flips and palette.
-    fn fetch_row_cgb(
-        &self,
-        out: &mut [u8],
-        attr_out: &mut [u8],
-        map: usize,
-        y: u8,
-        x0: u8,
-        signed: bool,
-    ) {
-        let fine_x = (x0 & 7) as usize;
-        let tiles = (fine_x + out.len()).div_ceil(8);
-        let mut buf = [0u8; 22 * 8];
-        let mut abuf = [0u8; 22 * 8];
-        let row_base = map + (y as usize / 8) * 32;
-        let chunks = buf.chunks_exact_mut(8).zip(abuf.chunks_exact_mut(8));
-        for (col, (chunk, achunk)) in ((x0 / 8) as usize..).zip(chunks.take(tiles)) {
-            let at = row_base + (col & 31);
-            let tile = self.vram[at];
-            let a = self.vram[0x2000 + at];
-            let fine_y = if a & 0x40 != 0 { 7 - (y & 7) } else { y & 7 } as usize * 2;
-            let bank = if a & 0x08 != 0 { 0x2000 } else { 0 };
-            let addr = if signed {
-                (0x1000 + (tile as i8 as isize) * 16) as usize
-            } else {
-                tile as usize * 16
-            } + fine_y;
-            let mut lo = self.vram[bank + (addr & 0x1FFF)];
-            let mut hi = self.vram[bank + ((addr + 1) & 0x1FFF)];
-            if a & 0x20 != 0 {
-                lo = lo.reverse_bits();
-                hi = hi.reverse_bits();
-            }
-            let v = SPREAD[lo as usize] | (SPREAD[hi as usize] << 1);
-            chunk.copy_from_slice(&v.to_le_bytes());
-            achunk.fill(a & 0x87);
-        }
-        out.copy_from_slice(&buf[fine_x..fine_x + out.len()]);
-        attr_out.copy_from_slice(&abuf[fine_x..fine_x + out.len()]);
     }
 
     fn draw_objects_cgb(&self, ly: usize, bg: &[u8; WIDTH], attr: &[u8; WIDTH], line: &mut [u16]) {

@@ -107,7 +107,7 @@ impl UpdateReport {
     /// The update's TensorBoard scalars (step: env steps so far).
     pub fn scalars(&self) -> Vec<(&'static str, f32)> {
         let s = &self.stats;
-        vec![
+        let mut v = vec![
             ("learner/policy_loss", s.policy_loss as f32),
             ("learner/value_loss", s.value_loss as f32),
             ("learner/entropy", s.entropy as f32),
@@ -121,13 +121,19 @@ impl UpdateReport {
                 self.mean_learned_reward as f32,
             ),
             ("rollout/steps_per_second", self.steps_per_second as f32),
-            ("explore/archive_cells", self.archive.cells as f32),
-            ("explore/archive_states", self.archive.states as f32),
-            (
-                "explore/archive_mib",
-                self.archive.state_bytes as f32 / (1 << 20) as f32,
-            ),
-        ]
+        ];
+        // Only runs with Go-Explore resets have an archive to chart.
+        if self.archive.cells > 0 {
+            v.extend([
+                ("explore/archive_cells", self.archive.cells as f32),
+                ("explore/archive_states", self.archive.states as f32),
+                (
+                    "explore/archive_mib",
+                    self.archive.state_bytes as f32 / (1 << 20) as f32,
+                ),
+            ]);
+        }
+        v
     }
 
     /// Logs the update as one structured line.
