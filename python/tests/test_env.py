@@ -186,6 +186,15 @@ def test_explore_resets_need_the_vector_env():
     # from the archive and last 3.
     assert 8 in lengths and 3 in lengths, lengths
     assert max(lengths) <= 8, lengths
+    stats = vec.archive_stats()
+    assert 0 < stats["states"] == stats["cells"], stats
+    assert stats["state_bytes"] > 1000 * stats["states"], stats
+    capped = ZeldaVectorEnv(2, config_toml=config + "explore_cells = 1\n")
+    capped.reset(seed=1)
+    for t in range(40):
+        capped.step(np.array([t % 5, (t + 2) % 5]))
+    stats = capped.archive_stats()
+    assert stats["states"] == 1 < stats["cells"], stats
 
 
 def test_config_changes_the_env(tmp_path):

@@ -255,6 +255,11 @@ class ZeldaVectorEnv(VectorEnv):
             return None
         return tuple(self._vec.render(i) for i in range(self.num_envs))
 
+    def archive_stats(self) -> dict[str, int]:
+        """The Go-Explore archive (``[env] explore_resets``): ``cells`` reached, ``states``
+        kept to start episodes from (at most ``explore_cells``) and their ``state_bytes``."""
+        return self._vec.archive_stats()
+
     def snapshot(self) -> bytes:
         """Everything needed to continue these environments exactly."""
         return self._vec.snapshot()

@@ -455,8 +455,11 @@ impl Cpu {
         let hl = self.hl();
         let v = self.rr::<R>();
         let r = hl as u32 + v as u32;
-        let h = (hl & 0xFFF) + (v & 0xFFF) > 0xFFF;
-        self.f = (self.f & FZ) | if h { FH } else { 0 } | if r > 0xFFFF { FC } else { 0 };
+        // Carry into bit 12 (H, F bit 5) is bit 12 of hl ^ v ^ r; carry out (C, F bit 4) is
+        // bit 16 of r: both moved into place without branches (the PRNG-style code of
+        // many games runs ADD HL,HL in tight loops).
+        let carries = hl as u32 ^ v as u32 ^ r;
+        self.f = (self.f & FZ) | ((carries >> 7) as u8 & FH) | ((r >> 12) as u8 & FC);
         bus.tick();
         self.set_hl(r as u16);
     }

@@ -231,6 +231,17 @@ impl VecEnv {
         Ok(crate::env::rgb(py, self.inner.env(i).gameboy().frame()))
     }
 
+    /// The Go-Explore archive's size: `cells` reached, `states` kept (episodes can start
+    /// there; at most `env.explore_cells`) and their packed `state_bytes`.
+    fn archive_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let a = self.inner.archive().stats();
+        let d = PyDict::new(py);
+        d.set_item(intern!(py, "cells"), a.cells)?;
+        d.set_item(intern!(py, "states"), a.states)?;
+        d.set_item(intern!(py, "state_bytes"), a.state_bytes)?;
+        Ok(d)
+    }
+
     /// Everything needed to continue these environments exactly, as bytes.
     fn snapshot<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         PyBytes::new(py, &self.inner.snapshot())
