@@ -1,6 +1,11 @@
 """Python ``ZeldaEnv.step`` overhead over the Rust environment (issue 7 target: < 2 us/step).
 
+    (cd python && ../.venv/bin/maturin develop --release)   # the build users get
     .venv/bin/python python/bench_step.py [--steps 20000] [--repeats 5]
+
+Measure the release build, which is what ``pip install ./python`` and the wheels ship: the
+test command's ``maturin develop`` builds the dev profile, whose PyO3 glue is compiled at
+opt-level 1 and costs about 1 us more per step at ``frame_skip=24``.
 
 The anchor, measured in the same run on the same environment, is ``_core.Env.bench_steps``:
 Rust alone plays the actions (``_core.bench_actions``) from a snapshot, writing the
