@@ -168,6 +168,7 @@ pub fn run(args: RolloutArgs) -> Result<()> {
     bar.finish_and_clear();
     let total_steps = args.steps * args.envs as u64;
     let burst = counts.summary(0);
+    let archive = envs.archive().stats();
     let episodes = burst.episodes;
     let per_1000 = stats.bytes as f64 / stats.steps.max(1) as f64 * 1000.0;
     if args.json {
@@ -191,9 +192,9 @@ pub fn run(args: RolloutArgs) -> Result<()> {
             "start_episodes": burst.start_episodes,
             "start_mean_rooms": burst.start_mean_rooms,
             "start_instrument_episodes": burst.start_instrument_episodes,
-            "archive_cells": envs.archive().len(),
-            "archive_states": envs.archive().held(),
-            "archive_state_bytes": envs.archive().state_bytes(),
+            "archive_cells": archive.cells,
+            "archive_states": archive.states,
+            "archive_state_bytes": archive.state_bytes,
             "archive_rooms": envs
                 .archive()
                 .cells()

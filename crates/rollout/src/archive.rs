@@ -154,11 +154,6 @@ impl Archive {
         self.stats().states as usize
     }
 
-    /// Bytes of packed states held.
-    pub fn state_bytes(&self) -> usize {
-        self.stats().state_bytes as usize
-    }
-
     /// Cells, states and bytes in one pass.
     pub fn stats(&self) -> ArchiveStats {
         let mut s = ArchiveStats {

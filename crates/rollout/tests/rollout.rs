@@ -249,7 +249,7 @@ fn explore_resets_start_episodes_from_archived_cells() {
     let archive = a.envs.archive();
     assert_eq!(archive.held(), 4);
     assert!(archive.len() > 4, "{}", archive.len());
-    assert!(archive.state_bytes() > 0);
+    assert!(archive.stats().state_bytes > 0);
     let later: Vec<_> = a.episodes[a.episodes.len() / 2..]
         .iter()
         .filter_map(|e| e.start_cell)
