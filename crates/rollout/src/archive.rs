@@ -3,9 +3,10 @@
 //! goes on from the frontier instead of walking there again from the start each episode.
 //!
 //! A cell is a 32x32-pixel area of a room (5x4 per screen) together with the keys and
-//! instruments held: the same room before and after the dungeon's key is a different place
-//! to explore from, and areas inside a room let the frontier move across a screen between
-//! episodes. Per cell the archive keeps the state reached with the most health, then in the
+//! instruments held and the world's progress ([`zelda::state::world_progress`]: chests
+//! opened, doors unlocked, switches pressed): the same room before and after the dungeon's
+//! key, or before and after its switch, is a different place to explore from, and areas
+//! inside a room let the frontier move across a screen between episodes. Per cell the archive keeps the state reached with the most health, then in the
 //! fewest steps from the start state. Cells are chosen with weight
 //! `1/sqrt(1 + times chosen) + 1/sqrt(1 + times visited)` (Go-Explore's count scores), so
 //! rarely seen cells, the frontier, are tried first and no cell is starved.
@@ -42,18 +43,47 @@ pub struct Cell {
     pub keys: u8,
     /// Instruments held.
     pub instruments: u8,
+    /// [`zelda::state::world_progress`] (at most 255).
+    pub progress: u8,
 }
 
 impl Cell {
-    /// The cell of `s`, or `None` where no episode should start (not in play, passed out).
-    pub fn of(s: &GameState) -> Option<Self> {
+    /// The cell of `s` in a world with `progress`, or `None` where no episode should start
+    /// (not in play, passed out).
+    pub fn of(s: &GameState, progress: u32) -> Option<Self> {
         (s.in_play() && !s.passed_out()).then(|| Self {
             room: s.room.global_index(),
             x: s.x / AREA_PX,
             y: s.y / AREA_PX,
             keys: s.small_keys,
             instruments: s.instrument_count().min(255) as u8,
+            progress: progress.min(255) as u8,
         })
+    }
+}
+
+/// [`Cell`] as version 2 snapshots stored it, before `progress`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+pub(crate) struct CellV2 {
+    room: u16,
+    x: u8,
+    y: u8,
+    keys: u8,
+    instruments: u8,
+}
+
+impl From<CellV2> for Cell {
+    /// Progress was not recorded then: such cells count as progress 0.
+    fn from(c: CellV2) -> Self {
+        Self {
+            room: c.room,
+            x: c.x,
+            y: c.y,
+            keys: c.keys,
+            instruments: c.instruments,
+            progress: 0,
+        }
     }
 }
 
@@ -105,6 +135,21 @@ impl Entry {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Archive {
     cells: BTreeMap<Cell, Entry>,
+}
+
+/// [`Archive`] as version 2 snapshots stored it.
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+pub(crate) struct ArchiveV2 {
+    cells: BTreeMap<CellV2, Entry>,
+}
+
+impl From<ArchiveV2> for Archive {
+    fn from(a: ArchiveV2) -> Self {
+        Self {
+            cells: a.cells.into_iter().map(|(c, e)| (c.into(), e)).collect(),
+        }
+    }
 }
 
 /// How big an archive is (summed over workers on Ray), for metrics and summaries.
@@ -262,6 +307,31 @@ fn unpack(packed: &[u8]) -> std::io::Result<Vec<u8>> {
 }
 
 #[cfg(test)]
+impl CellV2 {
+    /// `c` as version 2 stored it (its progress dropped).
+    pub(crate) fn of(c: Cell) -> Self {
+        Self {
+            room: c.room,
+            x: c.x,
+            y: c.y,
+            keys: c.keys,
+            instruments: c.instruments,
+        }
+    }
+}
+
+#[cfg(test)]
+impl ArchiveV2 {
+    /// `a` as version 2 stored it.
+    pub(crate) fn of(a: &Archive) -> Self {
+        let cells = a.cells.iter().map(|(c, e)| (CellV2::of(*c), e.clone()));
+        Self {
+            cells: cells.collect(),
+        }
+    }
+}
+
+#[cfg(test)]
 impl Archive {
     /// Replaces the first cell's state with `packed` bytes (tests of bad snapshots).
     pub(crate) fn replace_first_state(&mut self, packed: Vec<u8>) {
@@ -287,6 +357,7 @@ mod tests {
             y: 0,
             keys: 0,
             instruments: 0,
+            progress: 0,
         }
     }
 

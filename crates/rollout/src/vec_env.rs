@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use zelda::obs::{FEATURES, FRAME_PIXELS};
 use zelda::{EnvConfig, EnvSnapshot, GameState, RewardConfig, ZeldaEnv, reward::COMPONENTS};
 
-use crate::archive::{Archive, Candidate, Cell};
+use crate::archive::{Archive, ArchiveV2, Candidate, Cell, CellV2};
 use crate::recorder::{Recorder, RecorderConfig, SegmentContext};
 
 /// Why a vector env could not be built.
@@ -28,8 +28,10 @@ pub enum VecEnvError {
 }
 
 /// Version of the [`VecEnv::snapshot`] encoding. Version 2 appends [`ExploreSnapshot`]
-/// to version 1's bytes, so version 1 snapshots still load (with an empty archive).
-const SNAPSHOT_VERSION: u32 = 2;
+/// to version 1's bytes, so version 1 snapshots still load (with an empty archive);
+/// version 3 adds the world's progress to each archive cell (version 2 cells load with
+/// progress 0).
+const SNAPSHOT_VERSION: u32 = 3;
 
 #[derive(Serialize, Deserialize)]
 struct VecSnapshot {
@@ -39,12 +41,33 @@ struct VecSnapshot {
     slots: Vec<SlotSnapshot>,
 }
 
-/// The exploration archive and where each slot's episode started (version 2).
+/// The exploration archive and where each slot's episode started (version 3).
 #[derive(Serialize, Deserialize, Default)]
 struct ExploreSnapshot {
     archive: Archive,
     /// Per slot: the archive cell its episode started from and that cell's depth.
     starts: Vec<(Option<Cell>, u32)>,
+}
+
+/// [`ExploreSnapshot`] as version 2 wrote it.
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+struct ExploreSnapshotV2 {
+    archive: ArchiveV2,
+    starts: Vec<(Option<CellV2>, u32)>,
+}
+
+impl From<ExploreSnapshotV2> for ExploreSnapshot {
+    fn from(e: ExploreSnapshotV2) -> Self {
+        Self {
+            archive: e.archive.into(),
+            starts: e
+                .starts
+                .into_iter()
+                .map(|(c, d)| (c.map(Cell::from), d))
+                .collect(),
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -150,7 +173,8 @@ impl Slot {
     /// would keep it.
     fn offer_state(&mut self, archive: &Archive) {
         let state = self.env.state();
-        let Some(cell) = Cell::of(state) else {
+        let progress = zelda::state::world_progress(self.env.gameboy());
+        let Some(cell) = Cell::of(state, progress) else {
             return;
         };
         self.visited = Some(cell);
@@ -470,10 +494,13 @@ impl VecEnv {
             postcard::take_from_bytes(bytes).map_err(unreadable)?;
         let explore = match snap.version {
             1 if rest.is_empty() => ExploreSnapshot::default(),
-            2 => postcard::from_bytes(rest).map_err(unreadable)?,
+            2 => postcard::from_bytes::<ExploreSnapshotV2>(rest)
+                .map_err(unreadable)?
+                .into(),
+            3 => postcard::from_bytes(rest).map_err(unreadable)?,
             v => {
                 return Err(VecEnvError::Snapshot(format!(
-                    "version {v}{} (this build reads 1 and {SNAPSHOT_VERSION})",
+                    "version {v}{} (this build reads 1 to {SNAPSHOT_VERSION})",
                     if v == 1 { " with trailing bytes" } else { "" }
                 )));
             }
@@ -636,7 +663,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn version_1_snapshots_load_with_an_empty_archive() {
+    fn older_snapshots_load() {
         let cfg = EnvConfig {
             explore_resets: 1.0,
             max_steps: 5,
@@ -675,11 +702,34 @@ mod tests {
             a.step(&[t % 5]);
         }
         assert!(!a.archive().is_empty());
-        let v2 = a.snapshot();
-        let (mut old, _): (VecSnapshot, _) = postcard::take_from_bytes(&v2).unwrap();
+        let v3 = a.snapshot();
+        let (mut old, rest): (VecSnapshot, _) = postcard::take_from_bytes(&v3).unwrap();
+        // Version 2: cells without progress (these 12 steps made none, so nothing is lost).
+        let explore: ExploreSnapshot = postcard::from_bytes(rest).unwrap();
+        let starts = explore.starts.iter();
+        let as_v2 = ExploreSnapshotV2 {
+            archive: ArchiveV2::of(&explore.archive),
+            starts: starts
+                .map(|&(c, d)| {
+                    let c = c.map(|c| {
+                        assert_eq!(c.progress, 0);
+                        CellV2::of(c)
+                    });
+                    (c, d)
+                })
+                .collect(),
+        };
+        old.version = 2;
+        let mut v2 = postcard::to_allocvec(&old).unwrap();
+        v2.extend(postcard::to_allocvec(&as_v2).unwrap());
+        assert!(v2.len() < v3.len());
+        let mut b = make();
+        b.restore(&v2).unwrap();
+        assert_eq!(b.archive(), a.archive());
+        assert_eq!(b.snapshot(), v3);
+        // Version 1: no archive.
         old.version = 1;
         let v1 = postcard::to_allocvec(&old).unwrap();
-        let mut b = make();
         b.restore(&v1).unwrap();
         assert!(b.archive().is_empty());
         assert_eq!(a.frames(), b.frames());
@@ -688,14 +738,13 @@ mod tests {
         let err = b.restore(&trailing).unwrap_err().to_string();
         assert!(err.contains("version 1 with trailing bytes"), "{err}");
         // An archived state that does not load is refused at restore, not at a later reset.
-        let (_, rest): (VecSnapshot, _) = postcard::take_from_bytes(&v2).unwrap();
-        let mut explore: ExploreSnapshot = postcard::from_bytes(rest).unwrap();
+        let mut explore = explore;
         for (bad, why) in [
             (b"not zstd".to_vec(), "Unknown frame descriptor"),
             (zstd::bulk::compress(b"not a state", 1).unwrap(), "state"),
         ] {
             explore.archive.replace_first_state(bad);
-            let mut bytes = v2[..v2.len() - rest.len()].to_vec();
+            let mut bytes = v3[..v3.len() - rest.len()].to_vec();
             bytes.extend(postcard::to_allocvec(&explore).unwrap());
             let err = b.restore(&bytes).unwrap_err().to_string();
             assert!(

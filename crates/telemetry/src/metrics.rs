@@ -229,7 +229,7 @@ impl Metrics {
         let explore_cells = Gauge::default();
         r.register(
             "explore_cells",
-            "Cells (room areas with the keys and instruments held) in the Go-Explore archive, summed over rollout workers",
+            "Cells (room areas, with the keys and instruments held and the world's progress) in the Go-Explore archive, summed over rollout workers",
             explore_cells.clone(),
         );
         let explore_states = Gauge::default();

@@ -59,6 +59,8 @@ pub const INDOOR_A_ROOM_STATUS: u16 = 0xD900;
 pub const INDOOR_B_ROOM_STATUS: u16 = 0xDA00;
 /// Room-status bit meaning "visited" (`gameplay.asm`).
 pub const ROOM_VISITED_BIT: u8 = 0x80;
+/// Every room-status byte: the overworld, indoors A and indoors B tables, back to back.
+pub const ROOM_STATUS: std::ops::Range<u16> = OVERWORLD_ROOM_STATUS..INDOOR_B_ROOM_STATUS + 0x100;
 
 /// Mask of the dialog state's low bits (bit 7 only says where the box is drawn).
 pub const DIALOG_STATE_MASK: u8 = 0x7F;

@@ -99,6 +99,16 @@ impl RoomKey {
     }
 }
 
+/// How much the world has changed: the room-status bits set other than "visited", over
+/// all three tables (chests opened, doors unlocked, switches pressed, owls talked to, in
+/// Link's Awakening and in mini-zelda). It only grows as the game advances, so it tells
+/// apart two visits to the same place before and after a step of progress.
+pub fn world_progress(mem: &impl Memory) -> u32 {
+    ram::ROOM_STATUS
+        .map(|addr| (mem.peek(addr) & !ram::ROOM_VISITED_BIT).count_ones())
+        .sum()
+}
+
 /// The decoded game state at one instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct GameState {
@@ -151,7 +161,7 @@ impl GameState {
             }
         }
         let mut rooms_visited = 0u16;
-        for addr in ram::OVERWORLD_ROOM_STATUS..ram::INDOOR_B_ROOM_STATUS + 0x100 {
+        for addr in ram::ROOM_STATUS {
             rooms_visited += u16::from(mem.peek(addr) & ram::ROOM_VISITED_BIT != 0);
         }
         GameState {
@@ -333,6 +343,21 @@ mod tests {
         assert!(text.contains("Rupees: 142"), "{text}");
         assert!(text.contains("waiting for A"), "{text}");
         assert!(text.contains("passed out"), "{text}");
+    }
+
+    #[test]
+    fn world_progress_counts_status_bits_other_than_visited() {
+        let mem = mem_with(&[
+            (0xD800, 0x80),
+            (0xD812, 0x90),
+            (0xD933, 0x94),
+            (0xDAFF, 0x7F),
+            // Outside the tables.
+            (0xD7FF, 0xFF),
+            (0xDB00, 0xFF),
+        ]);
+        assert_eq!(world_progress(&mem), 1 + 2 + 7);
+        assert_eq!(world_progress(&mem_with(&[])), 0);
     }
 
     #[test]

@@ -177,3 +177,27 @@ fn model_follows_the_config() {
     .unwrap();
     assert!(err.to_string().contains("saved on a DMG"), "{err}");
 }
+
+#[test]
+fn world_progress_counts_the_chest_the_door_and_the_switch() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/reference/scripts/walkthrough.txt"
+    ))
+    .unwrap();
+    let script = gameboy::InputScript::parse(&text).unwrap();
+    let mut gb = gameboy::GameBoy::new(zelda::MINI_ZELDA.to_vec()).unwrap();
+    // The walkthrough opens the chest, unlocks the door and presses the switch, in that
+    // order; nothing else changes a room's status beyond "visited".
+    let mut seen = Vec::new();
+    for frame in 0..1309u64 {
+        gb.set_buttons(script.buttons_at(frame));
+        gb.run_frames(1, false);
+        let p = zelda::state::world_progress(&gb);
+        if seen.last() != Some(&p) {
+            seen.push(p);
+        }
+    }
+    assert_eq!(seen, [0, 1, 2, 3], "one step per chest, door and switch");
+    assert_eq!(zelda::GameState::read(&gb).instrument_count(), 1);
+}
