@@ -1,7 +1,7 @@
 //! The reward network, its training (regression + Bradley-Terry) and its file format.
 
 use burn::tensor::activation::{log_sigmoid, sigmoid};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -10,7 +10,7 @@ use ppo::nn::{
     AdamConfig, Backend, ConvLayer, ConvMlp, EncoderConfig, HeadSpec, ParamSet, Trainable,
     download, features_tensor, upload,
 };
-use ppo::policy::frames_to_f32;
+use ppo::policy::frames_tensor;
 use ppo::rng::{HostRng, STREAM_DATA, STREAM_INIT};
 
 use crate::RewardModelError;
@@ -230,13 +230,7 @@ fn forward_raw(
     batch: usize,
 ) -> Tensor<1> {
     let e = &net.encoder;
-    let x = Tensor::<4>::from_data(
-        TensorData::new(
-            frames_to_f32(frames),
-            [batch, e.frame_stack, e.height, e.width],
-        ),
-        device,
-    );
+    let x = frames_tensor(frames, [batch, e.frame_stack, e.height, e.width], device);
     let f = features_tensor(features, batch, e.features, device);
     net.forward(params, x, f)
         .pop()
@@ -453,14 +447,8 @@ pub fn train(
             let n_p = labels.len();
             let (frames, feats) = gather(data, &rows, fl, dl);
             let total = rows.len();
-            let x = Tensor::<4>::from_data(
-                TensorData::new(
-                    frames_to_f32(&frames),
-                    [total, enc.frame_stack, enc.height, enc.width],
-                ),
-                &device,
-            )
-            .autodiff();
+            let shape = [total, enc.frame_stack, enc.height, enc.width];
+            let x = frames_tensor(&frames, shape, &device).autodiff();
             let f = features_tensor(&feats, total, dl, &device).autodiff();
             let tgt = upload(targets, &device).autodiff();
             let lab = upload(labels, &device).autodiff();
