@@ -198,5 +198,7 @@ fn rollout_with_explore_resets_reports_the_archive() {
     assert!(n("episodes") > 2, "{v}");
     let rooms = v["archive_rooms"].as_array().unwrap();
     assert!(rooms.iter().any(|r| r == "0x021"), "{v}");
+    // 60 steps open no chest, door or switch.
+    assert_eq!(n("archive_progress"), 0, "{v}");
     let _ = std::fs::remove_dir_all(&dir);
 }
