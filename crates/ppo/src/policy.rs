@@ -679,8 +679,8 @@ mod tests {
         assert_ne!(before, net.params());
     }
 
-    /// Training on rows of a staged batch is bit-identical to training on the same rows
-    /// gathered on the host (the GPU path; forced on flex here), and bad rows are refused.
+    /// The LibTorch path (cast and multiply where the tensor lives; run on flex here) gives
+    /// the host conversion's bits for every byte.
     #[test]
     fn frames_tensor_scales_every_byte_like_the_host() {
         let bytes: Vec<u8> = (0..=255).collect();
@@ -696,6 +696,8 @@ mod tests {
         assert_eq!((host[0], host[255]), (0.0, 1.0));
     }
 
+    /// Training on rows of a staged batch is bit-identical to training on the same rows
+    /// gathered on the host (the GPU path; forced on flex here), and bad rows are refused.
     #[test]
     fn staged_rows_train_exactly_like_host_minibatches() {
         let cfg = tiny_config(3, 4);

@@ -6,8 +6,9 @@
 //! instruments held and the world's progress ([`zelda::state::world_progress`]: chests
 //! opened, doors unlocked, switches pressed): the same room before and after the dungeon's
 //! key, or before and after its switch, is a different place to explore from, and areas
-//! inside a room let the frontier move across a screen between episodes. Per cell the archive keeps the state reached with the most health, then in the
-//! fewest steps from the start state. Cells are chosen with weight
+//! inside a room let the frontier move across a screen between episodes. Per cell the
+//! archive keeps the state reached with the most health, then in the fewest steps from the
+//! start state. Cells are chosen with weight
 //! `1/sqrt(1 + times chosen) + 1/sqrt(1 + times visited)` (Go-Explore's count scores), so
 //! rarely seen cells, the frontier, are tried first and no cell is starved.
 //!
