@@ -705,7 +705,7 @@ mod tests {
         let v3 = a.snapshot();
         let (mut old, rest): (VecSnapshot, _) = postcard::take_from_bytes(&v3).unwrap();
         // Version 2: cells without progress (these 12 steps made none, so nothing is lost).
-        let explore: ExploreSnapshot = postcard::from_bytes(rest).unwrap();
+        let mut explore: ExploreSnapshot = postcard::from_bytes(rest).unwrap();
         let starts = explore.starts.iter();
         let as_v2 = ExploreSnapshotV2 {
             archive: ArchiveV2::of(&explore.archive),
@@ -738,7 +738,6 @@ mod tests {
         let err = b.restore(&trailing).unwrap_err().to_string();
         assert!(err.contains("version 1 with trailing bytes"), "{err}");
         // An archived state that does not load is refused at restore, not at a later reset.
-        let mut explore = explore;
         for (bad, why) in [
             (b"not zstd".to_vec(), "Unknown frame descriptor"),
             (zstd::bulk::compress(b"not a state", 1).unwrap(), "state"),
