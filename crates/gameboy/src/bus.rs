@@ -110,12 +110,128 @@ fn hdma_block_cycles(double: bool) -> u64 {
     32 << double as u32
 }
 
-impl Bus {
+/// The CPU's side of the bus: each access takes one M-cycle.
+///
+/// Two clocks implement it. [`Bus`] keeps time in `Bus::cycles` (single steps, interrupt
+/// dispatch, HALT). [`Clocked`] keeps it in a local for the fast loop: `cycles` is a field
+/// behind a pointer that every out-of-line call may write, so through `Bus` each access is
+/// a load, an add and a store, one serial chain through memory for the whole run.
+pub trait Mem {
     /// Reads memory as the CPU does and advances one M-cycle.
+    fn read(&mut self, addr: u16) -> u8;
+    /// Writes memory as the CPU does and advances one M-cycle.
+    fn write(&mut self, addr: u16, v: u8);
+    /// An M-cycle without a memory access.
+    fn tick(&mut self);
+    /// See [`Bus::oam_bug_write`].
+    fn oam_bug_write(&mut self, addr: u16);
+    /// See [`Bus::oam_bug_read_inc`].
+    fn oam_bug_read_inc(&mut self, addr: u16);
+    /// The CPU must take the slow path at the next instruction boundary.
+    fn poll(&mut self);
+    /// The bus with `cycles` brought up to date, for the rare instructions that touch its
+    /// state directly (HALT, STOP). The caller must not change `cycles`.
+    fn synced(&mut self) -> &mut Bus;
+}
+
+impl Mem for Bus {
     #[inline(always)]
-    pub fn read(&mut self, addr: u16) -> u8 {
+    fn read(&mut self, addr: u16) -> u8 {
         let t = self.cycles;
         self.cycles = t + 4;
+        self.read_at(addr, t)
+    }
+
+    #[inline(always)]
+    fn write(&mut self, addr: u16, v: u8) {
+        let t = self.cycles;
+        self.write_at(addr, v, t);
+        self.cycles = t + 4;
+    }
+
+    #[inline(always)]
+    fn tick(&mut self) {
+        self.cycles += 4;
+    }
+
+    #[inline(always)]
+    fn oam_bug_write(&mut self, addr: u16) {
+        let t = self.cycles;
+        self.oam_bug_at(addr, t, Corruption::Write);
+    }
+
+    #[inline(always)]
+    fn oam_bug_read_inc(&mut self, addr: u16) {
+        let t = self.cycles;
+        self.oam_bug_at(addr, t, Corruption::ReadIncrease);
+    }
+
+    #[inline(always)]
+    fn poll(&mut self) {
+        self.deadline = 0;
+    }
+
+    #[inline(always)]
+    fn synced(&mut self) -> &mut Bus {
+        self
+    }
+}
+
+/// The bus with the CPU's clock in a local (`t`), for the fast loop: written back to
+/// `Bus::cycles` only before the cold paths that read it, and by the loop when it leaves.
+pub struct Clocked<'a> {
+    /// The bus.
+    pub bus: &'a mut Bus,
+    /// The time, authoritative over `bus.cycles` while this lives.
+    pub t: u64,
+}
+
+impl Mem for Clocked<'_> {
+    #[inline(always)]
+    fn read(&mut self, addr: u16) -> u8 {
+        let t = self.t;
+        self.t = t + 4;
+        self.bus.read_at(addr, t)
+    }
+
+    #[inline(always)]
+    fn write(&mut self, addr: u16, v: u8) {
+        let t = self.t;
+        self.bus.write_at(addr, v, t);
+        self.t = t + 4;
+    }
+
+    #[inline(always)]
+    fn tick(&mut self) {
+        self.t += 4;
+    }
+
+    #[inline(always)]
+    fn oam_bug_write(&mut self, addr: u16) {
+        self.bus.oam_bug_at(addr, self.t, Corruption::Write);
+    }
+
+    #[inline(always)]
+    fn oam_bug_read_inc(&mut self, addr: u16) {
+        self.bus.oam_bug_at(addr, self.t, Corruption::ReadIncrease);
+    }
+
+    #[inline(always)]
+    fn poll(&mut self) {
+        self.bus.deadline = 0;
+    }
+
+    #[inline(always)]
+    fn synced(&mut self) -> &mut Bus {
+        self.bus.cycles = self.t;
+        self.bus
+    }
+}
+
+impl Bus {
+    /// A CPU read at time `t`; `cycles` may be stale (the fast paths never read it).
+    #[inline(always)]
+    fn read_at(&mut self, addr: u16, t: u64) -> u8 {
         if addr < 0x8000 {
             self.cart.read_rom(addr)
         } else if addr & 0xE000 == 0xC000 {
@@ -129,11 +245,11 @@ impl Bus {
         }
     }
 
-    /// Writes memory as the CPU does and advances one M-cycle.
+    /// A CPU write at time `t`; `cycles` may be stale (the fast paths never read it).
     #[inline(always)]
-    pub fn write(&mut self, addr: u16, v: u8) {
-        let t = self.cycles;
+    fn write_at(&mut self, addr: u16, v: u8, t: u64) {
         if self.dma.active {
+            self.cycles = t;
             self.sync_dma(t);
         }
         match addr >> 13 {
@@ -141,13 +257,6 @@ impl Bus {
             7 if addr >= 0xFF80 && addr != 0xFFFF => self.hram[addr as usize - 0xFF80] = v,
             _ => self.write_slow(addr, v, t),
         }
-        self.cycles = t + 4;
-    }
-
-    /// An M-cycle without a memory access.
-    #[inline(always)]
-    pub fn tick(&mut self) {
-        self.cycles += 4;
     }
 
     /// Reads memory without side effects (debuggers, RAM observation).
@@ -188,6 +297,8 @@ impl Bus {
     #[cold]
     #[inline(never)]
     fn read_slow(&mut self, addr: u16, t: u64) -> u8 {
+        // As the CPU sees it: the access has taken its M-cycle.
+        self.cycles = t + 4;
         match addr {
             0x0000..=0x7FFF => self.cart.read_rom(addr),
             0x8000..=0x9FFF => {
@@ -225,6 +336,8 @@ impl Bus {
     #[cold]
     #[inline(never)]
     fn write_slow(&mut self, addr: u16, v: u8, t: u64) {
+        // The write lands before its M-cycle ends.
+        self.cycles = t;
         match addr {
             0x0000..=0x7FFF => self.cart.write_rom(addr, v, t),
             0x8000..=0x9FFF => {
@@ -873,22 +986,13 @@ impl Bus {
 
 impl Bus {
     /// OAM corruption bug (DMG): a 16-bit increment/decrement whose register points into
-    /// 0xFE00-0xFEFF puts that address on the bus while the PPU scans OAM, which corrupts
-    /// the OAM row being scanned ("write" pattern).
+    /// 0xFE00-0xFEFF puts that address on the bus at time `t` while the PPU scans OAM,
+    /// which corrupts the OAM row being scanned (`kind` is the pattern).
     #[inline(always)]
-    pub fn oam_bug_write(&mut self, addr: u16) {
+    fn oam_bug_at(&mut self, addr: u16, t: u64, kind: Corruption) {
         if addr & 0xFF00 == 0xFE00 {
-            let t = self.cycles;
-            self.oam_corrupt(t, Corruption::Write);
-        }
-    }
-
-    /// OAM corruption bug for a read combined with an increment (POP, LD A,(HL+/-)).
-    #[inline(always)]
-    pub fn oam_bug_read_inc(&mut self, addr: u16) {
-        if addr & 0xFF00 == 0xFE00 {
-            let t = self.cycles;
-            self.oam_corrupt(t, Corruption::ReadIncrease);
+            self.cycles = t;
+            self.oam_corrupt(t, kind);
         }
     }
 

@@ -3,7 +3,7 @@
 //! Instructions are dispatched by a `match` on the opcode whose arms call small
 //! const-generic helpers, so register selection is resolved at compile time.
 
-use crate::bus::Bus;
+use crate::bus::{Bus, Mem};
 use crate::state::{Reader, StateError, Writer};
 
 const FZ: u8 = 0x80;
@@ -36,7 +36,7 @@ const CC: u8 = 3;
 const ALWAYS: u8 = 4;
 
 /// CPU registers and interrupt state.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Cpu {
     /// Accumulator.
     pub a: u8,
@@ -161,7 +161,7 @@ impl Cpu {
     }
 
     #[inline(always)]
-    fn get<const R: u8>(&self, bus: &mut Bus) -> u8 {
+    fn get<const R: u8>(&self, bus: &mut impl Mem) -> u8 {
         match R {
             B => self.b,
             C => self.c,
@@ -175,7 +175,7 @@ impl Cpu {
     }
 
     #[inline(always)]
-    fn set<const R: u8>(&mut self, bus: &mut Bus, v: u8) {
+    fn set<const R: u8>(&mut self, bus: &mut impl Mem, v: u8) {
         match R {
             B => self.b = v,
             C => self.c = v,
@@ -189,14 +189,14 @@ impl Cpu {
     }
 
     #[inline(always)]
-    fn fetch(&mut self, bus: &mut Bus) -> u8 {
+    fn fetch(&mut self, bus: &mut impl Mem) -> u8 {
         let v = bus.read(self.pc);
         self.pc = self.pc.wrapping_add(1);
         v
     }
 
     #[inline(always)]
-    fn fetch16(&mut self, bus: &mut Bus) -> u16 {
+    fn fetch16(&mut self, bus: &mut impl Mem) -> u16 {
         let lo = self.fetch(bus);
         let hi = self.fetch(bus);
         u16::from_le_bytes([lo, hi])
@@ -214,7 +214,7 @@ impl Cpu {
     }
 
     #[inline(always)]
-    fn push16(&mut self, bus: &mut Bus, v: u16) {
+    fn push16(&mut self, bus: &mut impl Mem, v: u16) {
         let [hi, lo] = v.to_be_bytes();
         self.sp = self.sp.wrapping_sub(1);
         bus.write(self.sp, hi);
@@ -223,7 +223,7 @@ impl Cpu {
     }
 
     #[inline(always)]
-    fn pop16(&mut self, bus: &mut Bus) -> u16 {
+    fn pop16(&mut self, bus: &mut impl Mem) -> u16 {
         let lo = bus.read(self.sp);
         self.sp = self.sp.wrapping_add(1);
         let hi = bus.read(self.sp);
@@ -234,7 +234,7 @@ impl Cpu {
     /// Fetches and executes one instruction; only valid while `bus.cycles <
     /// bus.deadline` (no event due, no interrupt to dispatch, no special CPU state).
     #[inline(always)]
-    pub fn fast_step(&mut self, bus: &mut Bus) {
+    pub fn fast_step(&mut self, bus: &mut impl Mem) {
         let pc = self.pc;
         let op = bus.read(pc);
         self.pc = pc.wrapping_add(1);
@@ -384,19 +384,19 @@ impl Cpu {
     }
 
     #[inline(always)]
-    fn alu_r<const OP: u8, const R: u8>(&mut self, bus: &mut Bus) {
+    fn alu_r<const OP: u8, const R: u8>(&mut self, bus: &mut impl Mem) {
         let v = self.get::<R>(bus);
         self.alu::<OP>(v);
     }
 
     #[inline(always)]
-    fn alu_n<const OP: u8>(&mut self, bus: &mut Bus) {
+    fn alu_n<const OP: u8>(&mut self, bus: &mut impl Mem) {
         let v = self.fetch(bus);
         self.alu::<OP>(v);
     }
 
     #[inline(always)]
-    fn ld<const D: u8, const S: u8>(&mut self, bus: &mut Bus) {
+    fn ld<const D: u8, const S: u8>(&mut self, bus: &mut impl Mem) {
         if D == B && S == B {
             self.ld_b_b = true;
         }
@@ -405,13 +405,13 @@ impl Cpu {
     }
 
     #[inline(always)]
-    fn ld_n<const D: u8>(&mut self, bus: &mut Bus) {
+    fn ld_n<const D: u8>(&mut self, bus: &mut impl Mem) {
         let v = self.fetch(bus);
         self.set::<D>(bus, v);
     }
 
     #[inline(always)]
-    fn inc<const R: u8>(&mut self, bus: &mut Bus) {
+    fn inc<const R: u8>(&mut self, bus: &mut impl Mem) {
         let v = self.get::<R>(bus);
         let r = v.wrapping_add(1);
         self.f = (self.f & FC) | z(r) | if v & 0xF == 0xF { FH } else { 0 };
@@ -419,7 +419,7 @@ impl Cpu {
     }
 
     #[inline(always)]
-    fn dec<const R: u8>(&mut self, bus: &mut Bus) {
+    fn dec<const R: u8>(&mut self, bus: &mut impl Mem) {
         let v = self.get::<R>(bus);
         let r = v.wrapping_sub(1);
         self.f = (self.f & FC) | z(r) | FN | if v & 0xF == 0 { FH } else { 0 };
@@ -429,13 +429,13 @@ impl Cpu {
     // ----- 16-bit -----
 
     #[inline(always)]
-    fn ld_rr_nn<const R: u8>(&mut self, bus: &mut Bus) {
+    fn ld_rr_nn<const R: u8>(&mut self, bus: &mut impl Mem) {
         let v = self.fetch16(bus);
         self.set_rr::<R>(v);
     }
 
     #[inline(always)]
-    fn inc_rr<const R: u8>(&mut self, bus: &mut Bus) {
+    fn inc_rr<const R: u8>(&mut self, bus: &mut impl Mem) {
         let v = self.rr::<R>();
         bus.oam_bug_write(v);
         bus.tick();
@@ -443,7 +443,7 @@ impl Cpu {
     }
 
     #[inline(always)]
-    fn dec_rr<const R: u8>(&mut self, bus: &mut Bus) {
+    fn dec_rr<const R: u8>(&mut self, bus: &mut impl Mem) {
         let v = self.rr::<R>();
         bus.oam_bug_write(v);
         bus.tick();
@@ -451,7 +451,7 @@ impl Cpu {
     }
 
     #[inline(always)]
-    fn add_hl<const R: u8>(&mut self, bus: &mut Bus) {
+    fn add_hl<const R: u8>(&mut self, bus: &mut impl Mem) {
         let hl = self.hl();
         let v = self.rr::<R>();
         let r = hl as u32 + v as u32;
@@ -474,7 +474,7 @@ impl Cpu {
     }
 
     #[inline(always)]
-    fn push<const R: u8>(&mut self, bus: &mut Bus) {
+    fn push<const R: u8>(&mut self, bus: &mut impl Mem) {
         let v = match R {
             BC => self.bc(),
             DE => self.de(),
@@ -491,7 +491,7 @@ impl Cpu {
     }
 
     #[inline(always)]
-    fn pop<const R: u8>(&mut self, bus: &mut Bus) {
+    fn pop<const R: u8>(&mut self, bus: &mut impl Mem) {
         bus.oam_bug_read_inc(self.sp);
         let lo = bus.read(self.sp);
         self.sp = self.sp.wrapping_add(1);
@@ -508,7 +508,7 @@ impl Cpu {
     // ----- Control flow -----
 
     #[inline(always)]
-    fn jr<const CD: u8>(&mut self, bus: &mut Bus) {
+    fn jr<const CD: u8>(&mut self, bus: &mut impl Mem) {
         let e = self.fetch(bus) as i8;
         if self.cond::<CD>() {
             bus.tick();
@@ -517,7 +517,7 @@ impl Cpu {
     }
 
     #[inline(always)]
-    fn jp<const CD: u8>(&mut self, bus: &mut Bus) {
+    fn jp<const CD: u8>(&mut self, bus: &mut impl Mem) {
         let nn = self.fetch16(bus);
         if self.cond::<CD>() {
             bus.tick();
@@ -526,7 +526,7 @@ impl Cpu {
     }
 
     #[inline(always)]
-    fn call<const CD: u8>(&mut self, bus: &mut Bus) {
+    fn call<const CD: u8>(&mut self, bus: &mut impl Mem) {
         let nn = self.fetch16(bus);
         if self.cond::<CD>() {
             bus.oam_bug_write(self.sp);
@@ -537,7 +537,7 @@ impl Cpu {
     }
 
     #[inline(always)]
-    fn ret<const CD: u8>(&mut self, bus: &mut Bus) {
+    fn ret<const CD: u8>(&mut self, bus: &mut impl Mem) {
         if CD != ALWAYS {
             bus.tick();
             if !self.cond::<CD>() {
@@ -549,7 +549,7 @@ impl Cpu {
     }
 
     #[inline(always)]
-    fn rst<const N: u16>(&mut self, bus: &mut Bus) {
+    fn rst<const N: u16>(&mut self, bus: &mut impl Mem) {
         bus.oam_bug_write(self.sp);
         bus.tick();
         self.push16(bus, self.pc);
@@ -576,7 +576,7 @@ impl Cpu {
     }
 
     #[inline(always)]
-    fn cb_shift<const OP: u8, const R: u8>(&mut self, bus: &mut Bus) {
+    fn cb_shift<const OP: u8, const R: u8>(&mut self, bus: &mut impl Mem) {
         let v = self.get::<R>(bus);
         let r = self.shift_op::<OP>(v);
         self.set::<R>(bus, r);
@@ -590,19 +590,19 @@ impl Cpu {
     }
 
     #[inline(always)]
-    fn bit<const N: u8, const R: u8>(&mut self, bus: &mut Bus) {
+    fn bit<const N: u8, const R: u8>(&mut self, bus: &mut impl Mem) {
         let v = self.get::<R>(bus);
         self.f = (self.f & FC) | FH | if v & (1 << N) == 0 { FZ } else { 0 };
     }
 
     #[inline(always)]
-    fn res<const N: u8, const R: u8>(&mut self, bus: &mut Bus) {
+    fn res<const N: u8, const R: u8>(&mut self, bus: &mut impl Mem) {
         let v = self.get::<R>(bus);
         self.set::<R>(bus, v & !(1 << N));
     }
 
     #[inline(always)]
-    fn setb<const N: u8, const R: u8>(&mut self, bus: &mut Bus) {
+    fn setb<const N: u8, const R: u8>(&mut self, bus: &mut impl Mem) {
         let v = self.get::<R>(bus);
         self.set::<R>(bus, v | (1 << N));
     }
@@ -632,7 +632,8 @@ impl Cpu {
         self.f = z(a) | (self.f & FN) | if c { FC } else { 0 };
     }
 
-    fn halt(&mut self, bus: &mut Bus) {
+    fn halt(&mut self, bus: &mut impl Mem) {
+        let bus = bus.synced();
         bus.deadline = 0;
         if !self.ime && bus.ie & bus.if_ & 0x1F != 0 {
             // HALT with interrupts disabled and one pending does not halt, and the
@@ -643,9 +644,10 @@ impl Cpu {
         }
     }
 
-    fn stop(&mut self, bus: &mut Bus) {
+    fn stop(&mut self, bus: &mut impl Mem) {
         // STOP is two bytes long; the second is ignored.
         self.fetch(bus);
+        let bus = bus.synced();
         let t = bus.cycles;
         bus.poke(0xFF04, 0);
         bus.cycles = t;
@@ -710,7 +712,7 @@ fn z(v: u8) -> u8 {
 impl Cpu {
     /// Executes one (non-CB) opcode whose byte has been fetched.
     #[inline(always)]
-    fn execute(&mut self, op: u8, bus: &mut Bus) {
+    fn execute(&mut self, op: u8, bus: &mut impl Mem) {
         match op {
             0x00 => {}
             0x01 => self.ld_rr_nn::<BC>(bus),
@@ -951,7 +953,7 @@ impl Cpu {
             0xD2 => self.jp::<NC>(bus),
             0xD3 => {
                 self.invalid();
-                bus.deadline = 0;
+                bus.poll();
             }
             0xD4 => self.call::<NC>(bus),
             0xD5 => self.push::<DE>(bus),
@@ -962,17 +964,17 @@ impl Cpu {
                 self.ret::<ALWAYS>(bus);
                 self.ime = true;
                 self.ime_delay = 0;
-                bus.deadline = 0;
+                bus.poll();
             }
             0xDA => self.jp::<CC>(bus),
             0xDB => {
                 self.invalid();
-                bus.deadline = 0;
+                bus.poll();
             }
             0xDC => self.call::<CC>(bus),
             0xDD => {
                 self.invalid();
-                bus.deadline = 0;
+                bus.poll();
             }
             0xDE => self.alu_n::<3>(bus),
             0xDF => self.rst::<0x18>(bus),
@@ -984,11 +986,11 @@ impl Cpu {
             0xE2 => bus.write(0xFF00 | self.c as u16, self.a),
             0xE3 => {
                 self.invalid();
-                bus.deadline = 0;
+                bus.poll();
             }
             0xE4 => {
                 self.invalid();
-                bus.deadline = 0;
+                bus.poll();
             }
             0xE5 => self.push::<HL>(bus),
             0xE6 => self.alu_n::<4>(bus),
@@ -1006,15 +1008,15 @@ impl Cpu {
             }
             0xEB => {
                 self.invalid();
-                bus.deadline = 0;
+                bus.poll();
             }
             0xEC => {
                 self.invalid();
-                bus.deadline = 0;
+                bus.poll();
             }
             0xED => {
                 self.invalid();
-                bus.deadline = 0;
+                bus.poll();
             }
             0xEE => self.alu_n::<5>(bus),
             0xEF => self.rst::<0x28>(bus),
@@ -1030,7 +1032,7 @@ impl Cpu {
             }
             0xF4 => {
                 self.invalid();
-                bus.deadline = 0;
+                bus.poll();
             }
             0xF5 => self.push::<AF>(bus),
             0xF6 => self.alu_n::<6>(bus),
@@ -1053,16 +1055,16 @@ impl Cpu {
             0xFB => {
                 if !self.ime && self.ime_delay == 0 {
                     self.ime_delay = 2;
-                    bus.deadline = 0;
+                    bus.poll();
                 }
             }
             0xFC => {
                 self.invalid();
-                bus.deadline = 0;
+                bus.poll();
             }
             0xFD => {
                 self.invalid();
-                bus.deadline = 0;
+                bus.poll();
             }
             0xFE => self.alu_n::<7>(bus),
             0xFF => self.rst::<0x38>(bus),
@@ -1071,7 +1073,7 @@ impl Cpu {
 
     /// Fetches and executes a CB-prefixed opcode.
     #[inline(always)]
-    fn execute_cb(&mut self, bus: &mut Bus) {
+    fn execute_cb(&mut self, bus: &mut impl Mem) {
         let op = self.fetch(bus);
         match op {
             0x00 => self.cb_shift::<0, B>(bus),

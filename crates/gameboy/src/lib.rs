@@ -334,24 +334,37 @@ impl GameBoy {
         bus.ppu.render = render;
         bus.ppu.frame_done = false;
         bus.reschedule();
+        // The registers and the clock live in locals for the loop: `cpu` and `bus` are
+        // fields of one struct, so LLVM must assume that every out-of-line bus call may
+        // write them, and keeps them in memory. Locals whose address never escapes stay in
+        // machine registers; they are written back around the (rare) slow path.
+        let mut regs = *cpu;
+        let mut t = bus.cycles;
         loop {
-            if bus.cycles >= bus.deadline {
-                if bus.next_event <= bus.cycles {
-                    bus.sync_all(bus.cycles);
+            if t >= bus.deadline {
+                bus.cycles = t;
+                if bus.next_event <= t {
+                    bus.sync_all(t);
                 }
                 if bus.ppu.frame_done {
                     break;
                 }
+                *cpu = regs;
                 cpu.slow_step(bus);
                 bus.deadline = if cpu.needs_poll(bus) {
                     0
                 } else {
                     bus.next_event
                 };
+                regs = *cpu;
+                t = bus.cycles;
                 continue;
             }
-            cpu.fast_step(bus);
+            let mut mem = bus::Clocked { bus, t };
+            regs.fast_step(&mut mem);
+            t = mem.t;
         }
+        *cpu = regs;
         bus.deadline = 0;
         *frames += 1;
     }
