@@ -173,7 +173,7 @@ impl Slot {
     /// would keep it.
     fn offer_state(&mut self, archive: &Archive) {
         let state = self.env.state();
-        let progress = zelda::state::world_progress(self.env.gameboy());
+        let progress = self.env.progress();
         let Some(cell) = Cell::of(state, progress) else {
             return;
         };
@@ -545,10 +545,17 @@ impl VecEnv {
             slot.env.set_explore_limit(slot.start_cell.is_some());
             slot.recorder = s.recorder;
             slot.episode_return = s.episode_return;
-            slot.episode_components = s
-                .episode_components
-                .try_into()
-                .map_err(|_| VecEnvError::Snapshot("reward component count differs".into()))?;
+            // Components are only ever appended (`RewardConfig::NAMES`): a snapshot from a
+            // build with fewer has summed nothing into the newer ones yet.
+            let mut sums = s.episode_components;
+            if sums.len() > COMPONENTS {
+                return Err(VecEnvError::Snapshot(format!(
+                    "{} reward components in the snapshot, this build has {COMPONENTS}",
+                    sums.len()
+                )));
+            }
+            sums.resize(COMPONENTS, 0.0);
+            slot.episode_components.copy_from_slice(&sums);
         }
         self.archive = explore.archive;
         self.run(|slot, fr, fe| slot.env.write_observation(fr, fe));
@@ -727,6 +734,43 @@ mod tests {
         b.restore(&v2).unwrap();
         assert_eq!(b.archive(), a.archive());
         assert_eq!(b.snapshot(), v3);
+        // A build with one reward component fewer (before `progress`): its sums load and the
+        // new component's starts at 0; a snapshot with more components than this build is
+        // refused.
+        old.version = 3;
+        let sums: Vec<Vec<f32>> = old
+            .slots
+            .iter()
+            .map(|s| s.episode_components.clone())
+            .collect();
+        assert!(sums.iter().all(|s| s.len() == COMPONENTS));
+        let with = |old: &VecSnapshot| {
+            let mut bytes = postcard::to_allocvec(old).unwrap();
+            bytes.extend_from_slice(rest);
+            bytes
+        };
+        for s in &mut old.slots {
+            s.episode_components.pop();
+        }
+        b.restore(&with(&old)).unwrap();
+        for (slot, want) in b.slots.iter().zip(&sums) {
+            assert_eq!(
+                &slot.episode_components[..COMPONENTS - 1],
+                &want[..COMPONENTS - 1]
+            );
+            assert_eq!(slot.episode_components[COMPONENTS - 1], 0.0);
+        }
+        for s in &mut old.slots {
+            s.episode_components.extend([0.0, 0.0]);
+        }
+        let err = b.restore(&with(&old)).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("{} reward components", COMPONENTS + 1)),
+            "{err}"
+        );
+        for (s, want) in old.slots.iter_mut().zip(sums) {
+            s.episode_components = want;
+        }
         // Version 1: no archive.
         old.version = 1;
         let v1 = postcard::to_allocvec(&old).unwrap();

@@ -170,6 +170,13 @@ pub struct RewardConfig {
     pub death: f32,
     /// Every step (a small cost pushes towards progress).
     pub step: f32,
+    /// Per step of world progress: a room-status bit other than "visited" newly set (a
+    /// chest opened, a door unlocked, a switch pressed; in Link's Awakening also walls
+    /// bombed and owls heard). PokemonRedExperiments rewards its event flags the same way.
+    /// Left out of the serialised form at 0, so runs from before it existed (which had no
+    /// such reward) keep their settings hash when resumed with `progress = 0`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub progress: f32,
 }
 
 impl Default for RewardConfig {
@@ -183,13 +190,15 @@ impl Default for RewardConfig {
             instrument: 10.0,
             death: -1.0,
             step: -0.001,
+            progress: 1.0,
         }
     }
 }
 
 impl RewardConfig {
     /// Component names in the order [`RewardConfig::weights`] and reward breakdowns use.
-    pub const NAMES: [&'static str; 8] = [
+    /// New components are appended, so that older snapshots extend with zeros.
+    pub const NAMES: [&'static str; 9] = [
         "new_room",
         "new_cell",
         "rupee",
@@ -198,10 +207,11 @@ impl RewardConfig {
         "instrument",
         "death",
         "step",
+        "progress",
     ];
 
     /// The weights in [`RewardConfig::NAMES`] order.
-    pub fn weights(&self) -> [f32; 8] {
+    pub fn weights(&self) -> [f32; 9] {
         [
             self.new_room,
             self.new_cell,
@@ -211,6 +221,7 @@ impl RewardConfig {
             self.instrument,
             self.death,
             self.step,
+            self.progress,
         ]
     }
 

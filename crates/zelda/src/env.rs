@@ -111,6 +111,8 @@ pub struct ZeldaEnv {
     start_state: Vec<u8>,
     rng: SplitMix64,
     state: GameState,
+    /// [`crate::state::world_progress`] when `state` was read.
+    progress: u32,
     tracker: RewardTracker,
     steps: u32,
     /// This episode's step limit: `max_steps`, or `explore_steps` for one started by
@@ -166,7 +168,7 @@ impl ZeldaEnv {
         start_state: Vec<u8>,
     ) -> Self {
         let actions = ActionSet::standard(config.start_select);
-        let state = GameState::read(&gb);
+        let (state, progress) = GameState::read_with_progress(&gb);
         let frames = FrameStack::new(config.frame_stack);
         Self {
             gb,
@@ -174,6 +176,7 @@ impl ZeldaEnv {
             start_state,
             rng: SplitMix64(0),
             state,
+            progress,
             tracker: RewardTracker::default(),
             steps: 0,
             step_limit: config.max_steps,
@@ -228,7 +231,7 @@ impl ZeldaEnv {
         let noop = 1 + (self.rng.next() % (u64::from(self.config.reset_noop_max) + 1)) as u32;
         self.gb.set_buttons(Buttons::NONE);
         self.gb.run_frames(noop, true);
-        self.state = GameState::read(&self.gb);
+        (self.state, self.progress) = GameState::read_with_progress(&self.gb);
         self.tracker.reset(&self.state);
         self.frames.fill(self.gb.frame());
         self.steps = 0;
@@ -249,9 +252,11 @@ impl ZeldaEnv {
         advance(&mut self.gb, act.buttons(), &self.config, true);
         self.frames.push(self.gb.frame());
         let prev = self.state;
-        self.state = GameState::read(&self.gb);
+        let prev_progress = self.progress;
+        (self.state, self.progress) = GameState::read_with_progress(&self.gb);
         self.steps += 1;
-        let reward = self.tracker.step(&prev, &self.state, &self.rewards);
+        let gained = self.progress.saturating_sub(prev_progress);
+        let reward = self.tracker.step(&prev, &self.state, gained, &self.rewards);
         let died = self.state.passed_out() && self.config.end_on_death;
         let goal = self
             .config
@@ -317,6 +322,11 @@ impl ZeldaEnv {
         self.tracker.cell_visits(&self.state)
     }
 
+    /// The world progress ([`crate::state::world_progress`]) as of the last step or reset.
+    pub fn progress(&self) -> u32 {
+        self.progress
+    }
+
     /// Distinct rooms seen this episode.
     pub fn rooms_this_episode(&self) -> u32 {
         self.tracker.rooms_seen()
@@ -349,6 +359,8 @@ impl ZeldaEnv {
         self.gb.load_state(&snap.emulator)?;
         self.rng = snap.rng.clone();
         self.state = snap.state;
+        // Not in the snapshot: the machine's memory holds it, as it was when `state` was read.
+        self.progress = crate::state::world_progress(&self.gb);
         self.tracker = RewardTracker::from_parts(snap.rooms.clone(), snap.cells.clone());
         self.steps = snap.steps;
         self.step_limit = self.config.max_steps;

@@ -85,8 +85,15 @@ impl RewardTracker {
             .unwrap_or(0)
     }
 
-    /// Scores the transition `prev -> now` and records `now` as seen.
-    pub fn step(&mut self, prev: &GameState, now: &GameState, w: &RewardConfig) -> RewardBreakdown {
+    /// Scores the transition `prev -> now`, in which the world progress grew by
+    /// `progress` ([`crate::state::world_progress`]), and records `now` as seen.
+    pub fn step(
+        &mut self,
+        prev: &GameState,
+        now: &GameState,
+        progress: u32,
+        w: &RewardConfig,
+    ) -> RewardBreakdown {
         let (new_room, new_cell) = self.visit(now);
         let rupees = f32::from(now.rupees.saturating_sub(prev.rupees));
         let keys = f32::from(now.small_keys.saturating_sub(prev.small_keys));
@@ -109,6 +116,7 @@ impl RewardTracker {
             instruments,
             f32::from(u8::from(died)),
             1.0,
+            progress as f32,
         ];
         let weights = w.weights();
         let mut components = [0.0; COMPONENTS];
@@ -148,7 +156,7 @@ mod tests {
         let a = state(&[]);
         t.reset(&a);
         // Same place: only the step cost.
-        let r = t.step(&a, &a, &w);
+        let r = t.step(&a, &a, 0, &w);
         assert_eq!(r.components[7], w.step);
         assert_eq!(r.total(), w.step);
         // New room, new cell, 12 rupees, a key, half a heart lost.
@@ -158,7 +166,7 @@ mod tests {
             (ram::SMALL_KEYS, 1),
             (ram::HEALTH, 20),
         ]);
-        let r = t.step(&a, &b, &w);
+        let r = t.step(&a, &b, 0, &w);
         assert_eq!(r.components[0], w.new_room);
         assert_eq!(r.components[1], w.new_cell);
         assert_eq!(r.components[2], 12.0 * w.rupee);
@@ -166,18 +174,23 @@ mod tests {
         assert_eq!(r.components[4], -0.5 * w.health);
         assert_eq!(t.rooms_seen(), 2);
         // Back to the first room: nothing new; spending rupees/keys is free.
-        let r = t.step(&b, &a, &w);
+        let r = t.step(&b, &a, 0, &w);
         assert_eq!(&r.components[..4], &[0.0, 0.0, 0.0, 0.0]);
         // Instrument and death.
         let c = state(&[
             (ram::INSTRUMENT_FLAGS, 0x02),
             (ram::LINK_MOTION_STATE, 0x07),
         ]);
-        let r = t.step(&a, &c, &w);
+        let r = t.step(&a, &c, 0, &w);
         assert_eq!(r.components[5], w.instrument);
         assert_eq!(r.components[6], w.death);
         // Still passed out: death counted once.
-        let r = t.step(&c, &c, &w);
+        let r = t.step(&c, &c, 0, &w);
         assert_eq!(r.components[6], 0.0);
+        assert_eq!(r.components[8], 0.0, "no progress without a status bit");
+        // A chest opened and a door unlocked in one step.
+        let r = t.step(&c, &c, 2, &w);
+        assert_eq!(r.components[8], 2.0 * w.progress);
+        assert_eq!(r.total(), w.step + 2.0 * w.progress);
     }
 }

@@ -104,9 +104,7 @@ impl RoomKey {
 /// Link's Awakening and in mini-zelda). It only grows as the game advances, so it tells
 /// apart two visits to the same place before and after a step of progress.
 pub fn world_progress(mem: &impl Memory) -> u32 {
-    ram::ROOM_STATUS
-        .map(|addr| (mem.peek(addr) & !ram::ROOM_VISITED_BIT).count_ones())
-        .sum()
+    GameState::read_with_progress(mem).1
 }
 
 /// The decoded game state at one instant.
@@ -149,6 +147,11 @@ pub struct GameState {
 impl GameState {
     /// Reads every field from memory.
     pub fn read(mem: &impl Memory) -> Self {
+        Self::read_with_progress(mem).0
+    }
+
+    /// [`GameState::read`] and [`world_progress`] in one pass over the room-status tables.
+    pub fn read_with_progress(mem: &impl Memory) -> (Self, u32) {
         let room = RoomKey {
             indoor: mem.peek(ram::IS_INDOOR) != 0,
             map: mem.peek(ram::MAP_ID),
@@ -161,10 +164,13 @@ impl GameState {
             }
         }
         let mut rooms_visited = 0u16;
+        let mut progress = 0u32;
         for addr in ram::ROOM_STATUS {
-            rooms_visited += u16::from(mem.peek(addr) & ram::ROOM_VISITED_BIT != 0);
+            let status = mem.peek(addr);
+            rooms_visited += u16::from(status & ram::ROOM_VISITED_BIT != 0);
+            progress += (status & !ram::ROOM_VISITED_BIT).count_ones();
         }
-        GameState {
+        let state = GameState {
             mode: mem.peek(ram::GAME_MODE),
             x: mem.peek(ram::LINK_X),
             y: mem.peek(ram::LINK_Y),
@@ -185,7 +191,8 @@ impl GameState {
                 mem.peek(ram::DEATH_COUNT + 1),
             ]),
             rooms_visited,
-        }
+        };
+        (state, progress)
     }
 
     /// In normal play (not a title, menu, cutscene or game-over screen).

@@ -201,3 +201,61 @@ fn world_progress_counts_the_chest_the_door_and_the_switch() {
     assert_eq!(seen, [0, 1, 2, 3], "one step per chest, door and switch");
     assert_eq!(zelda::GameState::read(&gb).instrument_count(), 1);
 }
+
+#[test]
+fn pressing_the_switch_pays_the_progress_reward_once() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/reference/scripts/walkthrough.txt"
+    ))
+    .unwrap();
+    let script = gameboy::InputScript::parse(&text).unwrap();
+    // The walkthrough up to 40 frames before it presses the switch (door and chest done).
+    let play = |frames: u64| {
+        let mut gb = gameboy::GameBoy::new(zelda::MINI_ZELDA.to_vec()).unwrap();
+        for frame in 0..frames {
+            gb.set_buttons(script.buttons_at(frame));
+            gb.run_frames(1, false);
+        }
+        gb
+    };
+    let pressed = (0..1309u64)
+        .scan(
+            gameboy::GameBoy::new(zelda::MINI_ZELDA.to_vec()).unwrap(),
+            |gb, frame| {
+                gb.set_buttons(script.buttons_at(frame));
+                gb.run_frames(1, false);
+                Some(zelda::state::world_progress(gb))
+            },
+        )
+        .position(|p| p == 3)
+        .expect("the walkthrough presses the switch") as u64;
+    let before = play(pressed - 40);
+    assert_eq!(zelda::state::world_progress(&before), 2);
+
+    let mut e = env(EnvConfig::default());
+    e.reset_to(&before.save_state(), 1).unwrap();
+    assert_eq!(
+        e.progress(),
+        2,
+        "reset_to reads the restored machine's progress"
+    );
+    let left = index_of(&e, Action::Left);
+    let w = RewardConfig::default();
+    let mut paid = Vec::new();
+    for _ in 0..12 {
+        paid.push(e.step(left).reward.components[8]);
+    }
+    assert_eq!(e.progress(), 3, "walking left onto the switch presses it");
+    assert_eq!(
+        paid.iter().filter(|&&p| p != 0.0).collect::<Vec<_>>(),
+        [&w.progress],
+        "one payment of `progress`, on the step that pressed it: {paid:?}"
+    );
+    // A snapshot restores the progress it was taken at, so nothing is paid twice.
+    let snap = e.snapshot();
+    let mut other = env(EnvConfig::default());
+    other.restore(&snap).unwrap();
+    assert_eq!(other.progress(), 3);
+    assert_eq!(other.step(left).reward.components[8], 0.0);
+}
