@@ -123,9 +123,10 @@ pub trait Mem {
     fn write(&mut self, addr: u16, v: u8);
     /// An M-cycle without a memory access.
     fn tick(&mut self);
-    /// See [`Bus::oam_bug_write`].
+    /// The DMG's OAM corruption bug for a 16-bit increment or decrement of a register
+    /// that points at `addr` ("write" pattern).
     fn oam_bug_write(&mut self, addr: u16);
-    /// See [`Bus::oam_bug_read_inc`].
+    /// The OAM corruption bug for a read combined with an increment (POP, LD A,(HL+/-)).
     fn oam_bug_read_inc(&mut self, addr: u16);
     /// The CPU must take the slow path at the next instruction boundary.
     fn poll(&mut self);

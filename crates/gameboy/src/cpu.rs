@@ -1,5 +1,5 @@
-//! The SM83 CPU. Every memory access is one M-cycle on the bus (`Bus::read`/`write`),
-//! internal cycles are `Bus::tick`, so instruction timing is exact to the M-cycle.
+//! The SM83 CPU. Every memory access is one M-cycle on the bus (`Mem::read`/`write`),
+//! internal cycles are `Mem::tick`, so instruction timing is exact to the M-cycle.
 //! Instructions are dispatched by a `match` on the opcode whose arms call small
 //! const-generic helpers, so register selection is resolved at compile time.
 
@@ -231,8 +231,8 @@ impl Cpu {
         u16::from_le_bytes([lo, hi])
     }
 
-    /// Fetches and executes one instruction; only valid while `bus.cycles <
-    /// bus.deadline` (no event due, no interrupt to dispatch, no special CPU state).
+    /// Fetches and executes one instruction; only valid while the time is before
+    /// `Bus::deadline` (no event due, no interrupt to dispatch, no special CPU state).
     #[inline(always)]
     pub fn fast_step(&mut self, bus: &mut impl Mem) {
         let pc = self.pc;
