@@ -538,6 +538,16 @@ impl VecEnv {
                 self.slots.len()
             )));
         }
+        if let Some(n) = snap
+            .slots
+            .iter()
+            .map(|s| s.episode_components.len())
+            .find(|&n| n > COMPONENTS)
+        {
+            return Err(VecEnvError::Snapshot(format!(
+                "{n} reward components in the snapshot, this build has {COMPONENTS}"
+            )));
+        }
         for (i, (slot, s)) in self.slots.iter_mut().zip(snap.slots).enumerate() {
             (slot.start_cell, slot.start_depth) =
                 explore.starts.get(i).copied().unwrap_or((None, 0));
@@ -548,12 +558,6 @@ impl VecEnv {
             // Components are only ever appended (`RewardConfig::NAMES`): a snapshot from a
             // build with fewer has summed nothing into the newer ones yet.
             let mut sums = s.episode_components;
-            if sums.len() > COMPONENTS {
-                return Err(VecEnvError::Snapshot(format!(
-                    "{} reward components in the snapshot, this build has {COMPONENTS}",
-                    sums.len()
-                )));
-            }
             sums.resize(COMPONENTS, 0.0);
             slot.episode_components.copy_from_slice(&sums);
         }
@@ -763,11 +767,13 @@ mod tests {
         for s in &mut old.slots {
             s.episode_components.extend([0.0, 0.0]);
         }
+        let before = b.snapshot();
         let err = b.restore(&with(&old)).unwrap_err().to_string();
         assert!(
             err.contains(&format!("{} reward components", COMPONENTS + 1)),
             "{err}"
         );
+        assert_eq!(b.snapshot(), before, "a refused snapshot changes nothing");
         for (s, want) in old.slots.iter_mut().zip(sums) {
             s.episode_components = want;
         }
