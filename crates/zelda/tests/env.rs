@@ -178,14 +178,19 @@ fn model_follows_the_config() {
     assert!(err.to_string().contains("saved on a DMG"), "{err}");
 }
 
-#[test]
-fn world_progress_counts_the_chest_the_door_and_the_switch() {
+/// The reference walkthrough's input script (it reaches the instrument).
+fn walkthrough() -> gameboy::InputScript {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../tests/reference/scripts/walkthrough.txt"
     ))
     .unwrap();
-    let script = gameboy::InputScript::parse(&text).unwrap();
+    gameboy::InputScript::parse(&text).unwrap()
+}
+
+#[test]
+fn world_progress_counts_the_chest_the_door_and_the_switch() {
+    let script = walkthrough();
     let mut gb = gameboy::GameBoy::new(zelda::MINI_ZELDA.to_vec()).unwrap();
     // The walkthrough opens the chest, unlocks the door and presses the switch, in that
     // order; nothing else changes a room's status beyond "visited".
@@ -204,12 +209,7 @@ fn world_progress_counts_the_chest_the_door_and_the_switch() {
 
 #[test]
 fn pressing_the_switch_pays_the_progress_reward_once() {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/reference/scripts/walkthrough.txt"
-    ))
-    .unwrap();
-    let script = gameboy::InputScript::parse(&text).unwrap();
+    let script = walkthrough();
     // The walkthrough up to 40 frames before it presses the switch (door and chest done).
     let play = |frames: u64| {
         let mut gb = gameboy::GameBoy::new(zelda::MINI_ZELDA.to_vec()).unwrap();
