@@ -32,8 +32,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from zelda_rl import _core  # noqa: E402
+from zelda_rl import _core_module  # noqa: E402
 from zelda_rl.env import ZeldaEnv  # noqa: E402
+
+_core = _core_module()  # (an extension built with `--features tch` needs torch first)
 
 SEED = 1234
 # Episodes do not end by the step limit, so the replays never depend on reset seeds.

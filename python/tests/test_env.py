@@ -15,7 +15,10 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "python"))
 
 try:
-    from zelda_rl import _core  # noqa: E402
+    # Through _core_module: an extension built with the LibTorch learner needs torch first.
+    from zelda_rl import _core_module  # noqa: E402
+
+    _core = _core_module()
 except ImportError as e:  # a missing build is a failure, not a skip
     raise ImportError(
         f"zelda_rl._core is not built ({e}): cd python && VIRTUAL_ENV=../.venv ../.venv/bin/maturin develop"

@@ -1,9 +1,9 @@
 """A short Stable-Baselines3 PPO run on the Gymnasium env: the env works with the RL
 library most users start from (Dict observation: CNN on the frames, MLP on the features).
 
-SB3 needs torch (about 4.7 GB with its CUDA libraries), which the test venv does not
-install; the test runs wherever SB3 is importable, e.g.
-``PYTHONPATH=python $SB3_PYTHON -m pytest python/tests/test_sb3.py``.
+SB3 needs torch (about 4.7 GB with its CUDA libraries): scripts/test installs both
+(tests/requirements-torch.txt) where the disk has room, and the test skips where they are
+not importable.
 """
 
 from __future__ import annotations

@@ -6,9 +6,10 @@ the last frame rendered and downscaled into a 4x72x80 stack, the RAM features, a
 exploration reward on new rooms and new (room, x/16, y/16) cells; PPO with the same batch,
 minibatches and epochs.
 
-Needs stable-baselines3 (and torch) next to pyboy; it is not in tests/requirements.txt
-because torch is gigabytes: `pip install stable-baselines3==2.9.2 pyboy==2.8.1` in any venv
-and pass its python with `cargo xtask bench train --anchor-python PATH`.
+Needs stable-baselines3 (and torch) next to pyboy: the test venv has them where
+scripts/test installed tests/requirements-torch.txt (torch is gigabytes, so only where the
+disk has room); any other venv with `pip install -r tests/requirements-torch.txt
+pyboy==2.8.1` works through `cargo xtask bench train --anchor-python PATH`.
 
 Prints one JSON object: {"env_steps", "wall_seconds", "steps_per_second", ...}.
 """

@@ -25,7 +25,7 @@ pub struct Args {
     #[arg(long, default_value_t = 2048)]
     anchor_steps: u64,
     /// Python with stable-baselines3, torch and pyboy for the anchor (default: the test
-    /// venv, which does not have torch; see tests/reference/bench_train_sb3.py).
+    /// venv, which has them where scripts/test installed tests/requirements-torch.txt).
     #[arg(long)]
     anchor_python: Option<PathBuf>,
     /// zelda-rl's learner backend: flex, tch-cpu or tch-cuda[:N] (the tch ones build
