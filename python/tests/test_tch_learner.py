@@ -5,7 +5,7 @@ torch, fed by flex ``RolloutWorker``s, for one whole burst.
 It needs an extension built with ``--features tch`` against the torch of the Python that
 runs it: scripts/test builds it so wherever it installs torch (tests/requirements-torch.txt,
 where the disk has room); elsewhere the test skips. By hand:
-``cd python && LIBTORCH_USE_PYTORCH=1 LIBTORCH_BYPASS_VERSION_CHECK=1 maturin develop --features tch``
+``cd python && LIBTORCH_USE_PYTORCH=1 maturin develop --features tch``
 in a venv with torch, then ``python -m pytest python/tests/test_tch_learner.py``.
 """
 

@@ -25,6 +25,17 @@ ensure_apt() {
 
 # ensure_venv [REQUIREMENTS...] : create .venv and install pinned requirement files
 # (default tests/requirements.txt) whenever one of them changed.
+# The sha1 of a requirements file and of every file it pulls in with `-r`, so the venv is
+# brought up to date when any of them changes.
+req_hash() {
+  local dir inc
+  dir="$(dirname "$1")"
+  {
+    cat "$1"
+    sed -n 's/^-r[[:space:]]*//p' "$1" | while read -r inc; do req_hash "$dir/$inc"; done
+  } | sha1sum | cut -d' ' -f1
+}
+
 ensure_venv() {
   local reqs=("$@")
   [ ${#reqs[@]} -gt 0 ] || reqs=("$ROOT/tests/requirements.txt")
@@ -35,7 +46,7 @@ ensure_venv() {
   local req stamp want
   for req in "${reqs[@]}"; do
     stamp="$VENV/.$(basename "$(dirname "$req")")-$(basename "$req").sha1"
-    want="$(sha1sum "$req" | cut -d' ' -f1)"
+    want="$(req_hash "$req")"
     if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
       log "installing pinned Python packages (${req#"$ROOT"/})"
       "$VENV/bin/pip" install -q --disable-pip-version-check -r "$req"
