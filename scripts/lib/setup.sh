@@ -23,8 +23,6 @@ ensure_apt() {
   fi
 }
 
-# ensure_venv [REQUIREMENTS...] : create .venv and install pinned requirement files
-# (default tests/requirements.txt) whenever one of them changed.
 # The sha1 of a requirements file and of every file it pulls in with `-r`, so the venv is
 # brought up to date when any of them changes.
 req_hash() {
@@ -36,6 +34,8 @@ req_hash() {
   } | sha1sum | cut -d' ' -f1
 }
 
+# ensure_venv [REQUIREMENTS...] : create .venv and install pinned requirement files
+# (default tests/requirements.txt) whenever one of them, or a file it includes, changed.
 ensure_venv() {
   local reqs=("$@")
   [ ${#reqs[@]} -gt 0 ] || reqs=("$ROOT/tests/requirements.txt")
