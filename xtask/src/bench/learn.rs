@@ -6,6 +6,10 @@
 //! Rooms and the instrument are counted over episodes that began at the start state, so
 //! the curves compare what each policy does from the start of the game; episodes that
 //! began from the exploration archive are counted apart ("any start").
+//!
+//! `--start-state` moves that start to a save state (say the dungeon's entrance, written by
+//! `zelda-rl emu run --input walkthrough.txt --save-state`), so a budget this machine can
+//! run shows whether each policy finishes the part of the game that is left.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,7 +17,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use plotters::prelude::*;
 
-use super::{build_cli, target_dir};
+use super::{build_cli_with, python, target_dir, torch_lib};
 
 /// Options of `cargo xtask bench learn`.
 #[derive(Debug, clap::Args)]
@@ -36,6 +40,21 @@ pub struct Args {
     /// Share of resets from the exploration archive in the Go-Explore arm.
     #[arg(long, default_value_t = 0.5)]
     explore_resets: f32,
+    /// Save state every episode starts from instead of power-on (`zelda-rl emu run
+    /// --save-state`); the curves then measure the rest of the game from there.
+    #[arg(long)]
+    start_state: Option<PathBuf>,
+    /// Agent steps an episode lasts at most (`env.max_steps`) [default: the env's 2048].
+    #[arg(long)]
+    max_steps: Option<u32>,
+    /// The PPO arms' learner backend: flex, tch-cpu or tch-cuda[:N] (the tch ones build
+    /// zelda-rl with the `tch` feature against the torch of --torch-python and run it with
+    /// that torch's libraries).
+    #[arg(long, default_value = "flex")]
+    backend: String,
+    /// Python whose torch a tch backend links (default: the test venv's).
+    #[arg(long)]
+    torch_python: Option<PathBuf>,
     /// A TrueType font for the plot's text.
     #[arg(
         long,
@@ -86,6 +105,28 @@ struct Arm {
     explore_resets: f32,
 }
 
+/// How to start `zelda-rl`: the binary, its torch libraries, and what every run shares.
+struct Cli {
+    path: PathBuf,
+    torch_lib: Option<PathBuf>,
+    start_state: Option<PathBuf>,
+}
+
+impl Cli {
+    /// `zelda-rl <sub>` with the start state (if any) and the libraries it links.
+    fn command(&self, sub: &str) -> Command {
+        let mut cmd = Command::new(&self.path);
+        cmd.arg(sub);
+        if let Some(lib) = &self.torch_lib {
+            cmd.env("LD_LIBRARY_PATH", lib);
+        }
+        if let Some(s) = &self.start_state {
+            cmd.arg("--start-state").arg(s);
+        }
+        cmd
+    }
+}
+
 pub fn run(args: &Args) -> Result<()> {
     if args.points == 0 || args.seeds == 0 || args.envs == 0 {
         bail!("--points, --seeds and --envs must be at least 1");
@@ -93,22 +134,41 @@ pub fn run(args: &Args) -> Result<()> {
     if !(args.explore_resets > 0.0 && args.explore_resets <= 1.0) {
         bail!("--explore-resets must be in (0, 1]");
     }
+    if args.max_steps == Some(0) {
+        bail!("--max-steps must be at least 1");
+    }
+    if let Some(s) = &args.start_state {
+        std::fs::metadata(s).with_context(|| format!("--start-state {}", s.display()))?;
+    }
     let font = std::fs::read(&args.font).with_context(|| {
         format!(
             "reading the plot font {} (Debian: fonts-dejavu-core; or pass --font)",
             args.font.display()
         )
     })?;
-    let cli = build_cli()?;
+    let torch_python = match (super::is_tch_backend(&args.backend)?, &args.torch_python) {
+        (false, _) => None,
+        (true, Some(p)) => Some(p.clone()),
+        (true, None) => Some(python()?),
+    };
+    let cli = Cli {
+        path: build_cli_with(torch_python.as_deref())?,
+        torch_lib: torch_python.as_deref().map(torch_lib).transpose()?,
+        start_state: args.start_state.clone(),
+    };
     let window = args.steps / args.points;
     if window < args.envs as u64 {
         bail!("--steps / --points must be at least --envs");
     }
     let tmp = std::env::temp_dir().join(format!("zelda-rl-bench-learn-{}", std::process::id()));
     std::fs::create_dir_all(&tmp)?;
+    let start = match &args.start_state {
+        Some(s) => format!("from {}", s.display()),
+        None => "from power-on".into(),
+    };
     println!(
-        "bench learn: mini-zelda, {} envs, {} env steps per run in {} windows of {window}, {} seeds",
-        args.envs, args.steps, args.points, args.seeds
+        "bench learn: mini-zelda {start}, {} envs, {} env steps per run in {} windows of {window}, {} seeds, PPO on {}",
+        args.envs, args.steps, args.points, args.seeds, args.backend
     );
     let result = (|| -> Result<Vec<Vec<Vec<Point>>>> {
         let mut curves = vec![Vec::new(); POLICIES.len()];
@@ -147,15 +207,19 @@ pub fn run(args: &Args) -> Result<()> {
 /// A random policy: `zelda-rl rollout` for the first 1, 2, ... windows with one seed. The
 /// runs are prefixes of each other (same seed, same actions), so the difference of two
 /// consecutive runs' totals is exactly what the episodes ending in that window did.
-fn random_curve(cli: &Path, tmp: &Path, args: &Args, window: u64, seed: u64) -> Result<Vec<Point>> {
+fn random_curve(cli: &Cli, tmp: &Path, args: &Args, window: u64, seed: u64) -> Result<Vec<Point>> {
+    let cfg = tmp.join("random.toml");
+    std::fs::write(&cfg, format!("[env]\n{}", max_steps_line(args)))?;
     let mut points = Vec::new();
     let mut before = Point::default();
     let mut rooms_before = 0.0;
     for k in 0..args.points {
         let out = super::run_json(
-            Command::new(cli)
-                .args(["rollout", "--log", "warn", "--log-format", "json", "--json"])
+            cli.command("rollout")
+                .args(["--log", "warn", "--log-format", "json", "--json"])
                 .args(["--policy", "random", "--no-segments"])
+                .arg("--config")
+                .arg(&cfg)
                 .arg("--store")
                 .arg(tmp.join("runs"))
                 .args(["--run", &format!("random-{seed}-{k}")])
@@ -196,7 +260,7 @@ fn random_curve(cli: &Path, tmp: &Path, args: &Args, window: u64, seed: u64) -> 
 
 /// PPO: one `zelda-rl train` run with a burst per window.
 fn ppo_curve(
-    cli: &Path,
+    cli: &Cli,
     tmp: &Path,
     args: &Args,
     window: u64,
@@ -211,13 +275,16 @@ fn ppo_curve(
     std::fs::write(
         &cfg,
         format!(
-            "[env]\nexplore_resets = {explore_resets}\n[reward_model]\nenabled = {learned}\n[train]\ncheckpoint_every = 0\n"
+            "[env]\nexplore_resets = {explore_resets}\n{}[reward_model]\nenabled = {learned}\n[train]\ncheckpoint_every = 0\n",
+            max_steps_line(args)
         ),
     )?;
     let run = format!("ppo-{learned}-{explore_resets}-{seed}");
-    let out = Command::new(cli)
-        .args(["train", "--log", "warn", "--log-format", "json", "--json"])
+    let out = cli
+        .command("train")
+        .args(["--log", "warn", "--log-format", "json", "--json"])
         .args(["--offline", "--run", &run])
+        .args(["--backend", &args.backend])
         .arg("--store")
         .arg(tmp.join("runs"))
         .arg("--config")
@@ -252,6 +319,12 @@ fn ppo_curve(
         );
     }
     Ok(points)
+}
+
+/// `max_steps = N` for the `[env]` table, or nothing for the env's default.
+fn max_steps_line(args: &Args) -> String {
+    args.max_steps
+        .map_or(String::new(), |n| format!("max_steps = {n}\n"))
 }
 
 /// Mean over seeds of `f` at point `k`.
@@ -335,7 +408,15 @@ fn plot(curves: &[Vec<Vec<Point>>], out: &Path, font: &[u8]) -> Result<()> {
     let root = BitMapBackend::new(out, (1400, 560)).into_drawing_area();
     root.fill(&WHITE)?;
     let (left, right) = root.split_horizontally(700);
-    let max_x = curves[0][0].last().map_or(1, |p| p.env_steps) as f64;
+    // Over every curve: a PPO burst is rounded up to whole batches, so with a small window
+    // its points can lie beyond the random policy's.
+    let max_x = curves
+        .iter()
+        .flatten()
+        .filter_map(|c| c.last())
+        .map(|p| p.env_steps)
+        .max()
+        .unwrap_or(1) as f64;
     let colors = [
         RGBColor(120, 120, 120),
         RGBColor(31, 119, 180),

@@ -109,6 +109,16 @@ pub fn torch_lib(torch_python: &std::path::Path) -> Result<PathBuf> {
     Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
 }
 
+/// Whether `backend` (a `--backend` value) runs on LibTorch; an unknown one is an error.
+pub fn is_tch_backend(backend: &str) -> Result<bool> {
+    match backend {
+        "flex" => Ok(false),
+        "tch-cpu" | "tch-cuda" => Ok(true),
+        other if other.starts_with("tch-cuda:") => Ok(true),
+        other => bail!("--backend {other}: expected flex, tch-cpu or tch-cuda[:N]"),
+    }
+}
+
 /// The workspace's target directory (honours CARGO_TARGET_DIR).
 pub fn target_dir() -> Result<PathBuf> {
     let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))

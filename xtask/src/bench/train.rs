@@ -50,12 +50,7 @@ pub fn run(args: &Args) -> Result<()> {
         Some(p) => p.clone(),
         None => python()?,
     };
-    let libtorch = match args.backend.as_str() {
-        "flex" => false,
-        "tch-cpu" | "tch-cuda" => true,
-        other if other.starts_with("tch-cuda:") => true,
-        other => anyhow::bail!("--backend {other}: expected flex, tch-cpu or tch-cuda[:N]"),
-    };
+    let libtorch = super::is_tch_backend(&args.backend)?;
     let cli = match &args.cli {
         Some(cli) => cli.clone(),
         None => build_cli_with(libtorch.then_some(anchor_python.as_path()))?,
