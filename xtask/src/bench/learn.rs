@@ -37,6 +37,9 @@ pub struct Args {
     /// The plot (PNG) [default: <target dir>/bench-learn.png].
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Env steps per PPO update, over all envs (`train.batch_size`) [default: train's 512].
+    #[arg(long)]
+    batch_size: Option<usize>,
     /// Share of resets from the exploration archive in the Go-Explore arm.
     #[arg(long, default_value_t = 0.5)]
     explore_resets: f32,
@@ -285,6 +288,12 @@ fn ppo_curve(
         .args(["--log", "warn", "--log-format", "json", "--json"])
         .args(["--offline", "--run", &run])
         .args(["--backend", &args.backend])
+        .args(
+            args.batch_size
+                .map(|b| ["--batch-size".to_string(), b.to_string()])
+                .into_iter()
+                .flatten(),
+        )
         .arg("--store")
         .arg(tmp.join("runs"))
         .arg("--config")
