@@ -278,8 +278,10 @@ fn ppo_curve(
     std::fs::write(
         &cfg,
         format!(
-            "[env]\nexplore_resets = {explore_resets}\n{}[reward_model]\nenabled = {learned}\n[train]\ncheckpoint_every = 0\n",
-            max_steps_line(args)
+            "[env]\nexplore_resets = {explore_resets}\n{}[reward_model]\nenabled = {learned}\n[train]\ncheckpoint_every = 0\n{}",
+            max_steps_line(args),
+            args.batch_size
+                .map_or(String::new(), |b| format!("batch_size = {b}\n"))
         ),
     )?;
     let run = format!("ppo-{learned}-{explore_resets}-{seed}");
@@ -288,12 +290,6 @@ fn ppo_curve(
         .args(["--log", "warn", "--log-format", "json", "--json"])
         .args(["--offline", "--run", &run])
         .args(["--backend", &args.backend])
-        .args(
-            args.batch_size
-                .map(|b| ["--batch-size".to_string(), b.to_string()])
-                .into_iter()
-                .flatten(),
-        )
         .arg("--store")
         .arg(tmp.join("runs"))
         .arg("--config")
