@@ -203,7 +203,11 @@ pub fn run(args: &Args) -> Result<()> {
     };
     plot(&curves, &out, &font)?;
     println!("plot: {}", out.display());
-    verdict(&curves);
+    let goal = match &args.start_state {
+        Some(s) => format!("PPO finishes mini-zelda from {}", s.display()),
+        None => "PPO finishes mini-zelda".into(),
+    };
+    verdict(&curves, &goal);
     Ok(())
 }
 
@@ -384,7 +388,8 @@ fn print_table(curves: &[Vec<Vec<Point>>]) {
     }
 }
 
-fn verdict(curves: &[Vec<Vec<Point>>]) {
+/// One line per PPO arm: does it beat random on rooms, and how often it reached the instrument.
+fn verdict(curves: &[Vec<Vec<Point>>], goal: &str) {
     let points = curves[0][0].len();
     for (p, name) in POLICIES.iter().enumerate().skip(1) {
         let beats =
@@ -398,7 +403,7 @@ fn verdict(curves: &[Vec<Vec<Point>>]) {
         let sum =
             |f: fn(&Point) -> u64| -> u64 { curves[p].iter().flat_map(|c| c.iter().map(f)).sum() };
         println!(
-            "{name}: more rooms than random at every budget: {}; episodes reaching the instrument from the start state: {} (any start: {}) (goal: PPO finishes mini-zelda)",
+            "{name}: more rooms than random at every budget: {}; episodes reaching the instrument from the start state: {} (any start: {}) (goal: {goal})",
             if beats { "yes" } else { "no" },
             sum(|x| x.instrument_episodes),
             sum(|x| x.instrument_any),
