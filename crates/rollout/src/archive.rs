@@ -2,7 +2,9 @@
 //! one worker have reached, one save state to start a later episode from, so exploration
 //! goes on from the frontier instead of walking there again from the start each episode.
 //!
-//! A cell is a 32x32-pixel area of a room (5x4 per screen) together with the keys and
+//! A cell is a square area of a room (`env.explore_cell_px` on a side: 32 pixels, 5x4 per
+//! screen, by default; 16 gives every metatile its own cell, so that a one-tile corridor
+//! between spikes is not merged with the spikes around it) together with the keys and
 //! instruments held and the world's progress ([`zelda::state::world_progress`]: chests
 //! opened, doors unlocked, switches pressed): the same room before and after the dungeon's
 //! key, or before and after its switch, is a different place to explore from, and areas
@@ -28,17 +30,14 @@ use std::io::Read;
 use serde::{Deserialize, Serialize};
 use zelda::GameState;
 
-/// Side of a cell's area in pixels.
-const AREA_PX: u8 = 32;
-
 /// Where an episode can be started from: a room, with what is held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Cell {
     /// [`zelda::state::RoomKey::global_index`] of the room.
     pub room: u16,
-    /// Link's X / 32 within the room.
+    /// Link's X within the room / `env.explore_cell_px`.
     pub x: u8,
-    /// Link's Y / 32 within the room.
+    /// Link's Y within the room / `env.explore_cell_px`.
     pub y: u8,
     /// Small keys held.
     pub keys: u8,
@@ -49,13 +48,13 @@ pub struct Cell {
 }
 
 impl Cell {
-    /// The cell of `s` in a world with `progress`, or `None` where no episode should start
-    /// (not in play, passed out).
-    pub fn of(s: &GameState, progress: u32) -> Option<Self> {
+    /// The cell of `s` in a world with `progress`, with rooms cut into squares of `area_px`
+    /// pixels, or `None` where no episode should start (not in play, passed out).
+    pub fn of(s: &GameState, progress: u32, area_px: u8) -> Option<Self> {
         (s.in_play() && !s.passed_out()).then(|| Self {
             room: s.room.global_index(),
-            x: s.x / AREA_PX,
-            y: s.y / AREA_PX,
+            x: s.x / area_px,
+            y: s.y / area_px,
             keys: s.small_keys,
             instruments: s.instrument_count().min(255) as u8,
             progress: progress.min(255) as u8,

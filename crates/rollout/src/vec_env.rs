@@ -174,7 +174,7 @@ impl Slot {
     fn offer_state(&mut self, archive: &Archive) {
         let state = self.env.state();
         let progress = self.env.progress();
-        let Some(cell) = Cell::of(state, progress) else {
+        let Some(cell) = Cell::of(state, progress, self.env.config().explore_cell_px) else {
             return;
         };
         self.visited = Some(cell);

@@ -258,6 +258,40 @@ fn explore_resets_start_episodes_from_archived_cells() {
 }
 
 #[test]
+fn explore_cell_px_sets_the_area_of_a_cell() {
+    // Resets so rare that none draws the archive: both runs play the same episodes, and
+    // only the cells they file the visited states under differ.
+    let cfg = |explore_cell_px| EnvConfig {
+        max_steps: 60,
+        explore_resets: 1e-12,
+        explore_cell_px,
+        ..Default::default()
+    };
+    let coarse = play(1, 8, 4, 400, cfg(32));
+    let fine = play(1, 8, 4, 400, cfg(16));
+    assert!(coarse.episodes.iter().all(|e| e.start_cell.is_none()));
+    assert_eq!(coarse.episodes.len(), fine.episodes.len());
+    let coarse: std::collections::BTreeSet<_> = coarse.envs.archive().cells().collect();
+    let fine: Vec<_> = fine.envs.archive().cells().collect();
+    assert!(
+        fine.len() > coarse.len(),
+        "{} vs {}",
+        fine.len(),
+        coarse.len()
+    );
+    // Each 16-pixel cell lies in the 32-pixel cell the same state was filed under.
+    let merged: std::collections::BTreeSet<_> = fine
+        .iter()
+        .map(|c| rollout::archive::Cell {
+            x: c.x / 2,
+            y: c.y / 2,
+            ..*c
+        })
+        .collect();
+    assert_eq!(merged, coarse);
+}
+
+#[test]
 fn snapshot_restore_continues_segments_and_observations_exactly() {
     for explore_resets in [0.0, 0.5] {
         snapshot_restore_case(EnvConfig {

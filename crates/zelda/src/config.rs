@@ -47,6 +47,11 @@ pub struct EnvConfig {
     /// serialized config when 4096.
     #[serde(skip_serializing_if = "is_default_explore_cells")]
     pub explore_cells: u32,
+    /// Side in pixels of the square areas a room is cut into for the archive's cells (16:
+    /// one metatile, so a corridor one tile wide is a cell of its own; 32: 2x2 metatiles).
+    /// Left out of the serialized config when 32.
+    #[serde(skip_serializing_if = "is_default_explore_cell_px")]
+    pub explore_cell_px: u8,
 }
 
 fn is_zero(x: &f32) -> bool {
@@ -63,6 +68,12 @@ const DEFAULT_EXPLORE_CELLS: u32 = 4096;
 
 fn is_default_explore_cells(n: &u32) -> bool {
     *n == DEFAULT_EXPLORE_CELLS
+}
+
+const DEFAULT_EXPLORE_CELL_PX: u8 = 32;
+
+fn is_default_explore_cell_px(n: &u8) -> bool {
+    *n == DEFAULT_EXPLORE_CELL_PX
 }
 
 /// Which Game Boy runs the cartridge (`env.model`).
@@ -109,6 +120,7 @@ impl Default for EnvConfig {
             explore_resets: 0.0,
             explore_steps: DEFAULT_EXPLORE_STEPS,
             explore_cells: DEFAULT_EXPLORE_CELLS,
+            explore_cell_px: DEFAULT_EXPLORE_CELL_PX,
         }
     }
 }
@@ -139,6 +151,12 @@ impl EnvConfig {
         }
         if self.explore_cells == 0 {
             return Err("env.explore_cells must be at least 1".into());
+        }
+        if !(8..=160).contains(&self.explore_cell_px) {
+            return Err(format!(
+                "env.explore_cell_px must be in 8..=160, got {}",
+                self.explore_cell_px
+            ));
         }
         if !(0.0..=1.0).contains(&self.explore_resets) {
             return Err(format!(
@@ -265,6 +283,14 @@ mod tests {
             ..Default::default()
         };
         assert!(cfg.validate().unwrap_err().contains("env.explore_cells"));
+        for bad in [0, 7, 161] {
+            let cfg = EnvConfig {
+                explore_cell_px: bad,
+                ..Default::default()
+            };
+            let err = cfg.validate().unwrap_err();
+            assert!(err.contains("env.explore_cell_px"), "{err}");
+        }
         let r = RewardConfig {
             death: f32::NAN,
             ..Default::default()
@@ -279,6 +305,7 @@ mod tests {
         assert!(!json.contains("explore_resets"), "{json}");
         assert!(!json.contains("explore_steps"), "{json}");
         assert!(!json.contains("explore_cells"), "{json}");
+        assert!(!json.contains("explore_cell_px"), "{json}");
         let cfg: EnvConfig = serde_json::from_str(r#"{"model": "cgb"}"#).unwrap();
         assert_eq!(cfg.model, HardwareChoice::Cgb);
         assert!(
