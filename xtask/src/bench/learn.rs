@@ -165,9 +165,14 @@ pub fn run(args: &Args) -> Result<()> {
     }
     let tmp = std::env::temp_dir().join(format!("zelda-rl-bench-learn-{}", std::process::id()));
     std::fs::create_dir_all(&tmp)?;
-    let start = match &args.start_state {
-        Some(s) => format!("from {}", s.display()),
-        None => "from power-on".into(),
+    // The header says where episodes start; the verdict's goal names a save state only.
+    let (start, goal) = match &args.start_state {
+        Some(s) => {
+            let from = format!("from {}", s.display());
+            let goal = format!("PPO finishes mini-zelda {from}");
+            (from, goal)
+        }
+        None => ("from power-on".into(), "PPO finishes mini-zelda".into()),
     };
     println!(
         "bench learn: mini-zelda {start}, {} envs, {} env steps per run in {} windows of {window}, {} seeds, PPO on {}",
@@ -203,10 +208,6 @@ pub fn run(args: &Args) -> Result<()> {
     };
     plot(&curves, &out, &font)?;
     println!("plot: {}", out.display());
-    let goal = match &args.start_state {
-        Some(s) => format!("PPO finishes mini-zelda from {}", s.display()),
-        None => "PPO finishes mini-zelda".into(),
-    };
     verdict(&curves, &goal);
     Ok(())
 }
