@@ -192,12 +192,31 @@ def test_explore_resets_need_the_vector_env():
     stats = vec.archive_stats()
     assert 0 < stats["states"] == stats["cells"], stats
     assert stats["state_bytes"] > 1000 * stats["states"], stats
+    assert stats["rooms"] >= 1 and stats["progress"] == 0, stats
     capped = ZeldaVectorEnv(2, config_toml=config + "explore_cells = 1\n")
     capped.reset(seed=1)
     for t in range(40):
         capped.step(np.array([t % 5, (t + 2) % 5]))
     stats = capped.archive_stats()
     assert stats["states"] == 1 < stats["cells"], stats
+
+
+def test_novelty_pays_in_the_vector_env_only():
+    config = "[env]\nmax_steps = 30\n[reward]\nnovelty = 0.5\n"
+    with pytest.raises(ValueError, match="reward.novelty"):
+        ZeldaEnv(config_toml=config)
+    vec = ZeldaVectorEnv(2, config_toml=config)
+    vec.reset(seed=3)
+    paid = []
+    for t in range(60):
+        vec.step(np.array([t % 5, (t * 3) % 5]))
+        paid.append([vec.reward_components(i)["novelty"] for i in range(2)])
+    paid = np.array(paid)
+    # A cell the run has not seen pays the whole weight; one seen n times 0.5 / sqrt(1 + n).
+    assert np.all((paid >= 0) & (paid <= 0.5)), paid
+    assert (paid == 0.5).any(), paid
+    assert paid[-20:].mean() < paid[:5].mean(), paid
+    assert vec.archive_stats()["cells"] > 0
 
 
 def test_config_changes_the_env(tmp_path):

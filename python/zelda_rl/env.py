@@ -255,9 +255,15 @@ class ZeldaVectorEnv(VectorEnv):
             return None
         return tuple(self._vec.render(i) for i in range(self.num_envs))
 
+    def reward_components(self, i: int) -> dict[str, float]:
+        """Env ``i``'s last step's reward by component name."""
+        return self._vec.reward_components(i)
+
     def archive_stats(self) -> dict[str, int]:
-        """The Go-Explore archive (``[env] explore_resets``): ``cells`` reached, ``states``
-        kept to start episodes from (at most ``explore_cells``) and their ``state_bytes``."""
+        """The Go-Explore archive (``[env] explore_resets`` or ``[reward] novelty``): ``cells``
+        reached, ``states`` kept to start episodes from (at most ``explore_cells``), their
+        ``state_bytes``, the ``rooms`` the cells lie in and the most world ``progress`` a
+        cell holds."""
         return self._vec.archive_stats()
 
     def snapshot(self) -> bytes:

@@ -203,7 +203,7 @@ pub fn run(args: RolloutArgs) -> Result<()> {
                 .iter()
                 .map(|r| format!("{r:#05x}"))
                 .collect::<Vec<_>>(),
-            "archive_progress": envs.archive().cells().map(|c| c.progress).max().unwrap_or(0),
+            "archive_progress": archive.progress,
             "hud_updates_sent": hud_stats.map(|h| h.sent),
             "hud_updates_superseded": hud_stats.map(|h| h.superseded),
             "hud_failures": hud_stats.map(|h| h.failures),

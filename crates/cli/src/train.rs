@@ -299,8 +299,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
                         },
                         if b.archive.cells > 0 {
                             format!(
-                                ", archive {} cells ({} states, {:.1} MiB)",
+                                ", archive {} cells in {} rooms, progress {} ({} states, {:.1} MiB)",
                                 b.archive.cells,
+                                b.archive.rooms,
+                                b.archive.progress,
                                 b.archive.states,
                                 b.archive.state_bytes as f64 / f64::from(1 << 20)
                             )

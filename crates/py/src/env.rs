@@ -105,6 +105,13 @@ impl Env {
                  ZeldaVectorEnv (or zelda-rl train/rollout), or set it to 0",
             ));
         }
+        if reward_cfg.novelty != 0.0 {
+            // Its counts are the run's, kept in the vector env's archive.
+            return Err(PyValueError::new_err(
+                "reward.novelty needs the vector env's exploration archive: use \
+                 ZeldaVectorEnv (or zelda-rl train/rollout), or set it to 0",
+            ));
+        }
         let rom = rom.unwrap_or(zelda::MINI_ZELDA).to_vec();
         let mut env = match start_state {
             Some(s) => ZeldaEnv::with_start_state(rom, s.to_vec(), env_cfg, reward_cfg),

@@ -239,6 +239,8 @@ impl VecEnv {
         d.set_item(intern!(py, "cells"), a.cells)?;
         d.set_item(intern!(py, "states"), a.states)?;
         d.set_item(intern!(py, "state_bytes"), a.state_bytes)?;
+        d.set_item(intern!(py, "rooms"), a.rooms)?;
+        d.set_item(intern!(py, "progress"), a.progress)?;
         Ok(d)
     }
 

@@ -152,7 +152,8 @@ impl From<ArchiveV2> for Archive {
     }
 }
 
-/// How big an archive is (summed over workers on Ray), for metrics and summaries.
+/// How big an archive is and how far it reaches (over workers on Ray: sizes summed, reach
+/// the most of any worker), for metrics and summaries.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ArchiveStats {
     /// Cells reached.
@@ -161,6 +162,11 @@ pub struct ArchiveStats {
     pub states: u64,
     /// Bytes of those packed states.
     pub state_bytes: u64,
+    /// Distinct rooms among the cells.
+    pub rooms: u64,
+    /// The most world progress any cell holds ([`Cell::progress`]): whether exploration
+    /// has got past a chest, a locked door or a switch, even before the policy has.
+    pub progress: u64,
 }
 
 impl std::ops::AddAssign for ArchiveStats {
@@ -168,6 +174,9 @@ impl std::ops::AddAssign for ArchiveStats {
         self.cells += o.cells;
         self.states += o.states;
         self.state_bytes += o.state_bytes;
+        // Workers' rooms overlap, so a sum would count shared rooms twice.
+        self.rooms = self.rooms.max(o.rooms);
+        self.progress = self.progress.max(o.progress);
     }
 }
 
@@ -199,15 +208,24 @@ impl Archive {
         self.stats().states as usize
     }
 
-    /// Cells, states and bytes in one pass.
+    /// Cells, states, bytes, rooms and progress in one pass.
     pub fn stats(&self) -> ArchiveStats {
         let mut s = ArchiveStats {
             cells: self.cells.len() as u64,
             ..Default::default()
         };
-        for e in self.cells.values().filter(|e| e.held()) {
-            s.states += 1;
-            s.state_bytes += e.state.len() as u64;
+        let mut last_room = None;
+        // Cells sort by room first, so a room's cells are adjacent.
+        for (c, e) in &self.cells {
+            if last_room != Some(c.room) {
+                s.rooms += 1;
+                last_room = Some(c.room);
+            }
+            s.progress = s.progress.max(u64::from(c.progress));
+            if e.held() {
+                s.states += 1;
+                s.state_bytes += e.state.len() as u64;
+            }
         }
         s
     }
@@ -283,6 +301,11 @@ impl Archive {
             .iter()
             .filter(|(_, e)| e.held())
             .map(|(c, e)| (*c, unpack(&e.state)))
+    }
+
+    /// Steps counted in `cell` so far (0 for a cell not reached yet).
+    pub fn visits(&self, cell: Cell) -> u32 {
+        self.cells.get(&cell).map_or(0, |e| e.visits)
     }
 
     /// Counts one more episode started from `cell`.
@@ -382,6 +405,35 @@ mod tests {
             1,
             "a better state keeps the count"
         );
+    }
+
+    #[test]
+    fn stats_count_rooms_and_the_most_progress() {
+        let mut a = Archive::default();
+        for (room, x, progress) in [(2, 0, 0), (2, 1, 3), (5, 0, 1), (9, 4, 2)] {
+            let c = Cell {
+                x,
+                progress,
+                ..cell(room)
+            };
+            a.offer(Candidate::new(c, 8, 1, b"s"), 3);
+        }
+        let s = a.stats();
+        assert_eq!((s.cells, s.states, s.rooms, s.progress), (4, 3, 3, 3));
+        // Over workers: sizes add up, reach is the most of any one.
+        let mut sum = s;
+        sum += ArchiveStats {
+            cells: 1,
+            states: 1,
+            state_bytes: 10,
+            rooms: 1,
+            progress: 5,
+        };
+        assert_eq!(
+            (sum.cells, sum.states, sum.rooms, sum.progress),
+            (5, 4, 3, 5)
+        );
+        assert_eq!(sum.state_bytes, s.state_bytes + 10);
     }
 
     #[test]

@@ -5,7 +5,8 @@ use episodes::segment::{EpisodeEnd, Segment};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use zelda::obs::{FEATURES, FRAME_PIXELS};
-use zelda::{EnvConfig, EnvSnapshot, GameState, RewardConfig, ZeldaEnv, reward::COMPONENTS};
+use zelda::reward::{COMPONENTS, NOVELTY};
+use zelda::{EnvConfig, EnvSnapshot, GameState, RewardConfig, ZeldaEnv};
 
 use crate::archive::{Archive, ArchiveV2, Candidate, Cell, CellV2};
 use crate::recorder::{Recorder, RecorderConfig, SegmentContext};
@@ -169,14 +170,19 @@ impl Slot {
         self.episode_components = [0.0; COMPONENTS];
     }
 
-    /// After a step that did not end the episode: packs the state for the archive if it
-    /// would keep it.
-    fn offer_state(&mut self, archive: &Archive) {
+    /// The archive cell the env is in now (`None` where no episode should start).
+    fn cell(&self) -> Option<Cell> {
+        Cell::of(
+            self.env.state(),
+            self.env.progress(),
+            self.env.config().explore_cell_px,
+        )
+    }
+
+    /// After a step that did not end the episode, in `cell`: counts the visit and packs
+    /// the state for the archive if it would keep it.
+    fn offer_state(&mut self, archive: &Archive, cell: Cell) {
         let state = self.env.state();
-        let progress = self.env.progress();
-        let Some(cell) = Cell::of(state, progress, self.env.config().explore_cell_px) else {
-            return;
-        };
         self.visited = Some(cell);
         let depth = self.start_depth + self.env.steps();
         if archive.wants(cell, state.health, depth) {
@@ -207,6 +213,8 @@ pub struct VecEnv {
     archive: Archive,
     explore: f32,
     explore_cells: usize,
+    /// `reward.novelty`: the archive is kept for it too, even without archive resets.
+    novelty: f32,
 }
 
 impl VecEnv {
@@ -304,6 +312,7 @@ impl VecEnv {
             archive: Archive::default(),
             explore: env_cfg.explore_resets,
             explore_cells: env_cfg.explore_cells as usize,
+            novelty: reward_cfg.novelty,
         };
         v.reset_all();
         Ok(v)
@@ -374,6 +383,7 @@ impl VecEnv {
             "one action per environment"
         );
         let (seed, worker, record, explore) = (self.seed, self.worker, self.record, self.explore);
+        let (novelty, archive_on) = (self.novelty, self.explore > 0.0 || self.novelty != 0.0);
         let archive = std::mem::take(&mut self.archive);
         let archive_ref = &archive;
         let cfg = &self.recorder_cfg;
@@ -392,16 +402,19 @@ impl VecEnv {
                 None
             };
             let out = slot.env.step(action);
-            slot.reward = out.reward.total();
-            slot.components = out.reward.components;
+            let cell = if archive_on { slot.cell() } else { None };
+            let mut components = out.reward.components;
+            if let Some(cell) = cell.filter(|_| novelty != 0.0) {
+                // Counts as of the last merge, the same for every thread schedule.
+                let n = archive_ref.visits(cell);
+                components[NOVELTY] = novelty / (1.0 + n as f32).sqrt();
+            }
+            slot.reward = components.iter().sum();
+            slot.components = components;
             slot.terminated = out.terminated;
             slot.truncated = out.truncated;
             slot.episode_return += slot.reward;
-            for (acc, c) in slot
-                .episode_components
-                .iter_mut()
-                .zip(out.reward.components)
-            {
+            for (acc, c) in slot.episode_components.iter_mut().zip(components) {
                 *acc += c;
             }
             let ended = if out.terminated {
@@ -416,7 +429,7 @@ impl VecEnv {
                     &slot.env,
                     prev.as_ref().map(|s| (slot.start_buf.as_slice(), *s)),
                     action,
-                    &out.reward.components,
+                    &components,
                     ended,
                     &cfg,
                     &ctx,
@@ -438,8 +451,8 @@ impl VecEnv {
                     start_cell: slot.start_cell,
                 });
                 slot.new_episode(seed, worker, archive_ref, explore);
-            } else if explore > 0.0 {
-                slot.offer_state(archive_ref);
+            } else if let Some(cell) = cell {
+                slot.offer_state(archive_ref, cell);
             }
             slot.env.write_observation(fr, fe);
         });
@@ -566,7 +579,8 @@ impl VecEnv {
         Ok(())
     }
 
-    /// The exploration archive (empty unless `env.explore_resets` is above 0).
+    /// The exploration archive (empty unless `env.explore_resets` or `reward.novelty` is
+    /// set).
     pub fn archive(&self) -> &Archive {
         &self.archive
     }

@@ -373,3 +373,73 @@ fn snapshot_restore_case(cfg: EnvConfig) {
             .contains("snapshot")
     );
 }
+
+#[test]
+fn novelty_pays_by_the_runs_visits_to_the_cell() {
+    let env_cfg = EnvConfig {
+        max_steps: 50,
+        ..Default::default()
+    };
+    let run = |threads, novelty| {
+        let reward_cfg = RewardConfig {
+            novelty,
+            ..Default::default()
+        };
+        let mut v = VecEnv::new(
+            zelda::MINI_ZELDA,
+            None,
+            3,
+            env_cfg.clone(),
+            reward_cfg,
+            threads,
+            5,
+            ctx(),
+            RecorderConfig {
+                steps: 64,
+                keyframe_interval: 16,
+            },
+            false,
+        )
+        .unwrap();
+        let mut policy = RandomPolicy::new(v.n_actions(), 5);
+        let mut actions = vec![0; 3];
+        let mut paid = Vec::new();
+        let mut checked = 0;
+        for _ in 0..300 {
+            policy.act(v.frames(), v.features(), &mut actions);
+            let before = v.archive().clone();
+            v.step(&actions);
+            for i in 0..3 {
+                let got = v.reward_components(i)[zelda::reward::NOVELTY];
+                paid.push(got);
+                if v.terminated(i) || v.truncated(i) {
+                    continue;
+                }
+                let cell = rollout::archive::Cell::of(v.state(i), v.env(i).progress(), 32);
+                let want = cell.map_or(0.0, |c| novelty / (1.0 + before.visits(c) as f32).sqrt());
+                assert_eq!(got, want, "env {i}");
+                checked += usize::from(want > 0.0);
+            }
+        }
+        (paid, v.archive().clone(), checked)
+    };
+    let (off, archive_off, _) = run(1, 0.0);
+    assert!(off.iter().all(|&x| x == 0.0));
+    assert!(
+        archive_off.is_empty(),
+        "no archive without resets or novelty"
+    );
+    let (one, archive, checked) = run(1, 0.5);
+    assert!(checked > 500, "{checked} steps paid");
+    assert!(
+        !archive.is_empty(),
+        "the archive counts visits without resets"
+    );
+    // Early steps are in new cells; later ones mostly in cells seen many times.
+    let mean = |xs: &[f32]| xs.iter().sum::<f32>() / xs.len() as f32;
+    let (early, late) = (mean(&one[..30]), mean(&one[one.len() - 300..]));
+    assert!(early > 2.0 * late, "early {early}, late {late}");
+    let (two, archive_two, _) = run(2, 0.5);
+    assert_eq!(one, two, "the same bonus on 1 or 2 threads");
+    assert_eq!(archive, archive_two);
+}

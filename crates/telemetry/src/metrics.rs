@@ -121,6 +121,7 @@ struct Inner {
     explore_cells: Gauge,
     explore_states: Gauge,
     explore_state_bytes: Gauge,
+    explore_progress: Gauge,
     reward: Family<RewardLabels, FCounter>,
     segments_written: Counter,
     segment_bytes: Counter,
@@ -243,6 +244,12 @@ impl Metrics {
             "explore_state_bytes",
             "Bytes of the packed save states the Go-Explore archive keeps (carried in every env snapshot)",
             explore_state_bytes.clone(),
+        );
+        let explore_progress = Gauge::default();
+        r.register(
+            "explore_progress",
+            "The most world progress (chests opened, doors unlocked, switches pressed) any Go-Explore archive cell holds, over rollout workers",
+            explore_progress.clone(),
         );
         let reward = Family::<RewardLabels, FCounter>::default();
         r.register(
@@ -413,6 +420,7 @@ impl Metrics {
                 explore_cells,
                 explore_states,
                 explore_state_bytes,
+                explore_progress,
                 reward,
                 segments_written,
                 segment_bytes,
@@ -482,13 +490,14 @@ impl Metrics {
         }
     }
 
-    /// The Go-Explore archive's size now: cells reached, states kept and their bytes
-    /// (summed over rollout workers).
-    pub fn explore_archive(&self, cells: u64, states: u64, state_bytes: u64) {
+    /// The Go-Explore archive now: cells reached, states kept and their bytes (summed over
+    /// rollout workers), and the most world progress a cell holds.
+    pub fn explore_archive(&self, cells: u64, states: u64, state_bytes: u64, progress: u64) {
         let g = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         self.inner.explore_cells.set(g(cells));
         self.inner.explore_states.set(g(states));
         self.inner.explore_state_bytes.set(g(state_bytes));
+        self.inner.explore_progress.set(g(progress));
     }
 
     /// One step's (or many steps' summed) weighted reward components, in
@@ -789,12 +798,13 @@ mod tests {
             ..LearnerStats::default()
         });
         m.segment_written(1234);
-        m.explore_archive(326, 300, 912_345);
+        m.explore_archive(326, 300, 912_345, 3);
         let text = m.encode();
         for line in [
             "zelda_rl_explore_cells 326",
             "zelda_rl_explore_states 300",
             "zelda_rl_explore_state_bytes 912345",
+            "zelda_rl_explore_progress 3",
             "zelda_rl_env_steps_total 10",
             "zelda_rl_episodes_total{end=\"truncated\"} 1",
             "zelda_rl_rooms_visited 2",

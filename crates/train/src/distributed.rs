@@ -35,7 +35,8 @@ const CHUNK_MAGIC: &[u8; 8] = b"ZRLCHNK\0";
 // 2: rooms entered and per-component reward sums (for the learner's metrics).
 // 3: segment bytes.
 // 4: the exploration archive's size.
-const CHUNK_VERSION: u32 = 4;
+// 5: the archive's rooms and progress.
+const CHUNK_VERSION: u32 = 5;
 
 /// What a worker is asked to do in one round.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

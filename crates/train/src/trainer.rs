@@ -101,7 +101,7 @@ impl UpdateReport {
     pub fn record_metrics(&self, metrics: &telemetry::Metrics) {
         metrics.learner_update(&self.learner_stats());
         let a = self.archive;
-        metrics.explore_archive(a.cells, a.states, a.state_bytes);
+        metrics.explore_archive(a.cells, a.states, a.state_bytes, a.progress);
     }
 
     /// The update's TensorBoard scalars (step: env steps so far).
@@ -127,6 +127,8 @@ impl UpdateReport {
             v.extend([
                 ("explore/archive_cells", self.archive.cells as f32),
                 ("explore/archive_states", self.archive.states as f32),
+                ("explore/archive_rooms", self.archive.rooms as f32),
+                ("explore/archive_progress", self.archive.progress as f32),
                 (
                     "explore/archive_mib",
                     self.archive.state_bytes as f32 / (1 << 20) as f32,

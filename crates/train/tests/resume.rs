@@ -102,6 +102,13 @@ fn stopped_and_resumed_run_equals_uninterrupted_run() {
         "episodes start from both the start state and the archive"
     );
     assert!(bursts.iter().all(|b| b.archive.states > 0), "{bursts:?}");
+    // Every cell lies in some room; 10-step episodes open no chest, door or switch.
+    assert!(
+        bursts
+            .iter()
+            .all(|b| b.archive.rooms >= 1 && b.archive.progress == 0),
+        "{bursts:?}"
+    );
     assert!(
         bursts[1].reward_model.is_some(),
         "burst 1 should train a reward model"

@@ -195,6 +195,16 @@ pub struct RewardConfig {
     /// such reward) keep their settings hash when resumed with `progress = 0`.
     #[serde(skip_serializing_if = "is_zero")]
     pub progress: f32,
+    /// Run-long count bonus: every step pays `novelty / sqrt(1 + n)`, where `n` is how
+    /// many steps of the whole run (not the episode) the rollout worker's exploration
+    /// archive has seen end in this step's cell (room area, keys, instruments, world
+    /// progress; see `env.explore_cell_px`). Unlike `new_cell`, which every episode pays
+    /// again for the same tiles, it keeps paying only where the run has rarely been, such
+    /// as a room's far corner or any place after a switch is pressed (a new progress
+    /// makes every cell new). Needs the vector env's archive: a single env pays 0. Left
+    /// out of the serialised form at 0 (the default: off).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub novelty: f32,
 }
 
 impl Default for RewardConfig {
@@ -209,6 +219,7 @@ impl Default for RewardConfig {
             death: -1.0,
             step: -0.001,
             progress: 1.0,
+            novelty: 0.0,
         }
     }
 }
@@ -216,7 +227,7 @@ impl Default for RewardConfig {
 impl RewardConfig {
     /// Component names in the order [`RewardConfig::weights`] and reward breakdowns use.
     /// New components are appended, so that older snapshots extend with zeros.
-    pub const NAMES: [&'static str; 9] = [
+    pub const NAMES: [&'static str; 10] = [
         "new_room",
         "new_cell",
         "rupee",
@@ -226,10 +237,11 @@ impl RewardConfig {
         "death",
         "step",
         "progress",
+        "novelty",
     ];
 
     /// The weights in [`RewardConfig::NAMES`] order.
-    pub fn weights(&self) -> [f32; 9] {
+    pub fn weights(&self) -> [f32; 10] {
         [
             self.new_room,
             self.new_cell,
@@ -240,6 +252,7 @@ impl RewardConfig {
             self.death,
             self.step,
             self.progress,
+            self.novelty,
         ]
     }
 
@@ -315,5 +328,26 @@ mod tests {
         );
         let err = serde_json::from_str::<EnvConfig>(r#"{"model": "gba"}"#).unwrap_err();
         assert!(err.to_string().contains("unknown variant `gba`"), "{err}");
+    }
+
+    #[test]
+    fn novelty_is_off_by_default_and_stays_out_of_the_hash() {
+        let json = serde_json::to_string(&RewardConfig::default()).unwrap();
+        assert!(!json.contains("novelty"), "{json}");
+        let on = RewardConfig {
+            novelty: 0.1,
+            ..Default::default()
+        };
+        assert!(
+            serde_json::to_string(&on)
+                .unwrap()
+                .contains(r#""novelty":0.1"#)
+        );
+        assert_eq!(
+            RewardConfig::NAMES[crate::reward::NOVELTY],
+            "novelty",
+            "the vector env fills in the component at this index"
+        );
+        assert_eq!(on.weights()[crate::reward::NOVELTY], 0.1);
     }
 }

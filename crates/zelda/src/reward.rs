@@ -9,6 +9,10 @@ use crate::state::GameState;
 /// Number of heuristic reward components.
 pub const COMPONENTS: usize = RewardConfig::NAMES.len();
 
+/// Index of the `novelty` component, which [`RewardTracker`] leaves at 0: the count it
+/// needs is the whole run's, kept by the rollout worker's vector env, which fills it in.
+pub const NOVELTY: usize = COMPONENTS - 1;
+
 /// One step's reward, per component (already weighted) and in total.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct RewardBreakdown {
@@ -117,6 +121,7 @@ impl RewardTracker {
             f32::from(u8::from(died)),
             1.0,
             progress as f32,
+            0.0,
         ];
         let weights = w.weights();
         let mut components = [0.0; COMPONENTS];
