@@ -98,19 +98,16 @@ impl Env {
         start_state: Option<&[u8]>,
     ) -> PyResult<Self> {
         let (env_cfg, reward_cfg) = config::parse(config_toml)?;
-        if env_cfg.explore_resets > 0.0 {
-            // The archive belongs to a vector env; one env alone would silently ignore it.
-            return Err(PyValueError::new_err(
-                "env.explore_resets needs the vector env's exploration archive: use \
-                 ZeldaVectorEnv (or zelda-rl train/rollout), or set it to 0",
-            ));
-        }
-        if reward_cfg.novelty != 0.0 {
-            // Its counts are the run's, kept in the vector env's archive.
-            return Err(PyValueError::new_err(
-                "reward.novelty needs the vector env's exploration archive: use \
-                 ZeldaVectorEnv (or zelda-rl train/rollout), or set it to 0",
-            ));
+        // The archive belongs to a vector env; one env alone would silently ignore these.
+        let archive_settings = [
+            ("env.explore_resets", env_cfg.explore_resets),
+            ("reward.novelty", reward_cfg.novelty),
+        ];
+        if let Some((name, _)) = archive_settings.iter().find(|(_, v)| *v != 0.0) {
+            return Err(PyValueError::new_err(format!(
+                "{name} needs the vector env's exploration archive: use ZeldaVectorEnv (or \
+                 zelda-rl train/rollout), or set it to 0"
+            )));
         }
         let rom = rom.unwrap_or(zelda::MINI_ZELDA).to_vec();
         let mut env = match start_state {
