@@ -12,7 +12,11 @@
 //! archive keeps the state reached with the most health, then in the fewest steps from the
 //! start state. Cells are chosen with weight
 //! `1/sqrt(1 + times chosen) + 1/sqrt(1 + times visited)` (Go-Explore's count scores), so
-//! rarely seen cells, the frontier, are tried first and no cell is starved.
+//! rarely seen cells, the frontier, are tried first and no cell is starved. With
+//! `env.explore_level_weight` below 1, that weight is multiplied by it once for every unit
+//! of world progress a cell is behind the archive's most (Go-Explore's level weight): once
+//! one episode gets past a switch or a locked door, most episodes from the archive start
+//! past it too, instead of one in as many as there are cells before it.
 //!
 //! The states are what costs memory (about 3 KB each, carried in every snapshot), so at
 //! most `env.explore_cells` of them are kept. When a new cell would go beyond that, the
@@ -271,17 +275,27 @@ impl Archive {
         );
     }
 
-    /// Picks a cell by its count score (see the module docs) from the uniform `draw`, and
-    /// unpacks its state. `None` when empty.
-    pub(crate) fn choose(&self, draw: u64) -> Option<Start> {
+    /// Picks a cell by its count score (see the module docs) times `level_weight` to the
+    /// power of how far its progress is behind the most any held cell has (Go-Explore's
+    /// level weight; 1 leaves progress out), from the uniform `draw`, and unpacks its
+    /// state. `None` when empty.
+    pub(crate) fn choose(&self, draw: u64, level_weight: f64) -> Option<Start> {
         let held = || self.cells.iter().filter(|(_, e)| e.held());
-        let total: f64 = held().map(|(_, e)| e.weight()).sum();
+        let top = held().map(|(c, _)| c.progress).max()?;
+        // Far behind, a small weight underflows to 0: such cells are never picked, and the
+        // cells at the top always keep the total above 0.
+        let score =
+            |c: &Cell, e: &Entry| e.weight() * level_weight.powi(i32::from(top - c.progress));
+        let total: f64 = held().map(|(c, e)| score(c, e)).sum();
         let mut left = unit(draw) * total;
         let mut pick = None;
         for (cell, e) in held() {
-            pick = Some((cell, e));
-            left -= e.weight();
-            if left < 0.0 {
+            let w = score(cell, e);
+            if w > 0.0 {
+                pick = Some((cell, e));
+            }
+            left -= w;
+            if left < 0.0 && pick.is_some() {
                 break;
             }
         }
@@ -395,7 +409,7 @@ mod tests {
         a.mark_chosen(cell(1));
         a.offer(Candidate::new(cell(1), 8, 20, b"second"), 1);
         assert_eq!(a.len(), 1);
-        let s = a.choose(0).unwrap();
+        let s = a.choose(0, 1.0).unwrap();
         assert_eq!(
             (s.cell, s.depth, s.state.as_slice()),
             (cell(1), 20, &b"second"[..])
@@ -439,7 +453,7 @@ mod tests {
     #[test]
     fn choice_follows_the_weights() {
         let mut a = Archive::default();
-        assert!(a.choose(7).is_none());
+        assert!(a.choose(7, 1.0).is_none());
         for r in 0..3 {
             a.offer(Candidate::new(cell(r), 8, 1, &[r as u8]), 3);
         }
@@ -455,7 +469,7 @@ mod tests {
         let n = 100_000u64;
         for i in 0..n {
             let draw = crate::derive_seed(9, &[i]);
-            counts[usize::from(a.choose(draw).unwrap().cell.room)] += 1;
+            counts[usize::from(a.choose(draw, 1.0).unwrap().cell.room)] += 1;
         }
         let share = |c: u32| f64::from(c) / n as f64;
         let total = 1.5 + 4.0 / 3.0 + 2.0;
@@ -465,7 +479,43 @@ mod tests {
             "{counts:?}"
         );
         assert!((share(counts[2]) - 2.0 / total).abs() < 0.01, "{counts:?}");
-        assert_eq!(a.choose(u64::MAX).unwrap().cell, cell(2));
+        assert_eq!(a.choose(u64::MAX, 1.0).unwrap().cell, cell(2));
+    }
+
+    #[test]
+    fn the_level_weight_favours_the_most_progress() {
+        let mut a = Archive::default();
+        // Rooms 0 and 1 at progress 2 (the top), room 2 one behind, room 3 two behind; all
+        // unchosen and unvisited (count score 2 each).
+        for (r, progress) in [(0, 2), (1, 2), (2, 1), (3, 0)] {
+            let c = Cell {
+                progress,
+                ..cell(r)
+            };
+            a.offer(Candidate::new(c, 8, 1, &[r as u8]), 8);
+        }
+        let shares = |w: f64| {
+            let mut counts = [0u32; 4];
+            let n = 100_000u64;
+            for i in 0..n {
+                let draw = crate::derive_seed(4, &[i]);
+                counts[usize::from(a.choose(draw, w).unwrap().cell.room)] += 1;
+            }
+            counts.map(|c| f64::from(c) / n as f64)
+        };
+        // 0.1: weights 1, 1, 0.1, 0.01 of 2.11.
+        let s = shares(0.1);
+        for (r, want) in [1.0, 1.0, 0.1, 0.01].into_iter().enumerate() {
+            assert!((s[r] - want / 2.11).abs() < 0.005, "{s:?}");
+        }
+        // 1: progress does not matter.
+        let s = shares(1.0);
+        assert!(s.iter().all(|x| (x - 0.25).abs() < 0.01), "{s:?}");
+        // So small that two levels behind underflow to 0 (1e-400): room 3, the last in
+        // order, is never chosen, not even by the last draw.
+        let s = shares(1e-200);
+        assert_eq!(s[3], 0.0, "{s:?}");
+        assert_ne!(a.choose(u64::MAX, 1e-200).unwrap().cell.room, 3);
     }
 
     #[test]
@@ -485,7 +535,10 @@ mod tests {
         let held: Vec<u16> = a.states().map(|(c, _)| c.room).collect();
         assert_eq!(held, [0, 2, 3]);
         for i in 0..2_000u64 {
-            assert_ne!(a.choose(crate::derive_seed(3, &[i])).unwrap().cell, cell(1));
+            assert_ne!(
+                a.choose(crate::derive_seed(3, &[i]), 1.0).unwrap().cell,
+                cell(1)
+            );
         }
         // Reaching it again the same way is not new: nothing changes.
         assert!(!a.wants(cell(1), 8, 10));
@@ -504,7 +557,7 @@ mod tests {
             b.offer(Candidate::new(cell(r), 8, 10, &[r as u8]), 1);
         }
         assert_eq!((b.len(), b.held()), (4, 1));
-        assert_eq!(b.choose(u64::MAX).unwrap().cell, cell(3));
-        assert_eq!(b.choose(0).unwrap().cell, cell(3));
+        assert_eq!(b.choose(u64::MAX, 1.0).unwrap().cell, cell(3));
+        assert_eq!(b.choose(0, 1.0).unwrap().cell, cell(3));
     }
 }

@@ -134,8 +134,8 @@ struct Slot {
 impl Slot {
     /// Resets the env with the seed of its next episode (derived from the run's seed, the
     /// worker, the slot and the episode number, so episodes do not depend on timing). A
-    /// share `explore` of episodes starts from a state the archive chose.
-    fn new_episode(&mut self, seed: u64, worker: u32, archive: &Archive, explore: f32) {
+    /// share `explore.resets` of episodes starts from a state the archive chose.
+    fn new_episode(&mut self, seed: u64, worker: u32, archive: &Archive, explore: Explore) {
         let s = crate::derive_seed(
             seed,
             &[
@@ -144,10 +144,10 @@ impl Slot {
                 self.env.episode() + 1,
             ],
         );
-        let start = if explore > 0.0
-            && crate::archive::unit(crate::derive_seed(s, &[1])) < f64::from(explore)
+        let start = if explore.resets > 0.0
+            && crate::archive::unit(crate::derive_seed(s, &[1])) < f64::from(explore.resets)
         {
-            archive.choose(crate::derive_seed(s, &[2]))
+            archive.choose(crate::derive_seed(s, &[2]), f64::from(explore.level_weight))
         } else {
             None
         };
@@ -196,6 +196,13 @@ impl Slot {
     }
 }
 
+/// How episodes start from the archive (`env.explore_resets`, `env.explore_level_weight`).
+#[derive(Debug, Clone, Copy)]
+struct Explore {
+    resets: f32,
+    level_weight: f32,
+}
+
 /// A batch of environments.
 pub struct VecEnv {
     slots: Vec<Slot>,
@@ -211,7 +218,7 @@ pub struct VecEnv {
     segments: Vec<Segment>,
     episodes: Vec<EpisodeStats>,
     archive: Archive,
-    explore: f32,
+    explore: Explore,
     explore_cells: usize,
     /// `reward.novelty`: the archive is kept for it too, even without archive resets.
     novelty: f32,
@@ -310,7 +317,10 @@ impl VecEnv {
             segments: Vec::new(),
             episodes: Vec::new(),
             archive: Archive::default(),
-            explore: env_cfg.explore_resets,
+            explore: Explore {
+                resets: env_cfg.explore_resets,
+                level_weight: env_cfg.explore_level_weight,
+            },
             explore_cells: env_cfg.explore_cells as usize,
             novelty: reward_cfg.novelty,
         };
@@ -383,7 +393,10 @@ impl VecEnv {
             "one action per environment"
         );
         let (seed, worker, record, explore) = (self.seed, self.worker, self.record, self.explore);
-        let (novelty, archive_on) = (self.novelty, self.explore > 0.0 || self.novelty != 0.0);
+        let (novelty, archive_on) = (
+            self.novelty,
+            self.explore.resets > 0.0 || self.novelty != 0.0,
+        );
         let archive = std::mem::take(&mut self.archive);
         let archive_ref = &archive;
         let cfg = &self.recorder_cfg;

@@ -27,9 +27,21 @@ struct Played {
 
 /// Plays `steps` random actions in `envs` environments (segments of 64 steps).
 fn play(threads: usize, seed: u64, envs: usize, steps: usize, env_cfg: EnvConfig) -> Played {
+    play_from(None, threads, seed, envs, steps, env_cfg)
+}
+
+/// [`play`] from `start_state` (power-on when `None`).
+fn play_from(
+    start_state: Option<Vec<u8>>,
+    threads: usize,
+    seed: u64,
+    envs: usize,
+    steps: usize,
+    env_cfg: EnvConfig,
+) -> Played {
     let mut v = VecEnv::new(
         zelda::MINI_ZELDA,
-        None,
+        start_state,
         envs,
         env_cfg,
         RewardConfig::default(),
@@ -255,6 +267,66 @@ fn explore_resets_start_episodes_from_archived_cells() {
         .filter_map(|e| e.start_cell)
         .collect();
     assert!(!later.is_empty(), "episodes still start from the archive");
+}
+
+/// A save state of the reference walkthrough 16 frames before it presses the switch in room
+/// 2B (chest and door done: world progress 2; a few steps left presses it: 3).
+fn before_the_switch() -> Vec<u8> {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/reference/scripts/walkthrough.txt"
+    ))
+    .unwrap();
+    let script = gameboy::InputScript::parse(&text).unwrap();
+    let mut gb = gameboy::GameBoy::new(zelda::MINI_ZELDA.to_vec()).unwrap();
+    let mut frame = 0;
+    let mut history = Vec::new();
+    while zelda::state::world_progress(&gb) < 3 {
+        history.push(gb.save_state());
+        gb.set_buttons(script.buttons_at(frame));
+        gb.run_frames(1, false);
+        frame += 1;
+    }
+    history.swap_remove(history.len() - 16)
+}
+
+#[test]
+fn the_level_weight_starts_archive_episodes_past_the_switch() {
+    let cfg = |explore_level_weight| EnvConfig {
+        max_steps: 24,
+        explore_resets: 1.0,
+        explore_steps: 12,
+        explore_level_weight,
+        ..Default::default()
+    };
+    // Progress of the cell each archive episode started from, in the order they ended.
+    let starts = |w| {
+        let p = play_from(Some(before_the_switch()), 1, 5, 4, 400, cfg(w));
+        assert_eq!(
+            p.envs.archive().stats().progress,
+            3,
+            "random presses the switch"
+        );
+        p.episodes
+            .iter()
+            .filter_map(|e| e.start_cell.map(|c| c.progress))
+            .collect::<Vec<u8>>()
+    };
+    let after_first_press = |s: &[u8]| {
+        let first = s.iter().position(|&p| p == 3).expect("a start past it");
+        s[first..].to_vec()
+    };
+    // Weight 1e-30: once a state past the switch is archived, every archive episode starts
+    // past it (the cells before it are 30 orders of magnitude less likely).
+    let biased = after_first_press(&starts(1e-30));
+    assert!(biased.len() > 20, "{biased:?}");
+    assert!(biased.iter().all(|&p| p == 3), "{biased:?}");
+    // Weight 1 (the default): the cells before the switch keep their share.
+    let plain = after_first_press(&starts(1.0));
+    assert!(
+        plain.iter().filter(|&&p| p == 2).count() > plain.len() / 4,
+        "{plain:?}"
+    );
 }
 
 #[test]

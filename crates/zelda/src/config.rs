@@ -52,6 +52,17 @@ pub struct EnvConfig {
     /// Left out of the serialized config when 32.
     #[serde(skip_serializing_if = "is_default_explore_cell_px")]
     pub explore_cell_px: u8,
+    /// Go-Explore's level weight, in (0, 1]: an archive cell whose world progress is `d`
+    /// below the most any cell holds is chosen `explore_level_weight^d` times as often, so
+    /// that once an episode gets past a switch, a chest or a locked door, most archive
+    /// resets start past it (the Go-Explore paper used 0.1 for Montezuma's levels). 1
+    /// leaves progress out of the choice. Left out of the serialized config when 1.
+    #[serde(skip_serializing_if = "is_one")]
+    pub explore_level_weight: f32,
+}
+
+fn is_one(x: &f32) -> bool {
+    *x == 1.0
 }
 
 fn is_zero(x: &f32) -> bool {
@@ -121,6 +132,7 @@ impl Default for EnvConfig {
             explore_steps: DEFAULT_EXPLORE_STEPS,
             explore_cells: DEFAULT_EXPLORE_CELLS,
             explore_cell_px: DEFAULT_EXPLORE_CELL_PX,
+            explore_level_weight: 1.0,
         }
     }
 }
@@ -156,6 +168,14 @@ impl EnvConfig {
             return Err(format!(
                 "env.explore_cell_px must be in 8..=160, got {}",
                 self.explore_cell_px
+            ));
+        }
+        // Not 0: no cell but those at the top could then be chosen, which is what a tiny
+        // weight already does while still saying so by its value.
+        if !(self.explore_level_weight > 0.0 && self.explore_level_weight <= 1.0) {
+            return Err(format!(
+                "env.explore_level_weight must be in (0, 1], got {}",
+                self.explore_level_weight
             ));
         }
         if !(0.0..=1.0).contains(&self.explore_resets) {
@@ -304,6 +324,21 @@ mod tests {
             let err = cfg.validate().unwrap_err();
             assert!(err.contains("env.explore_cell_px"), "{err}");
         }
+        for bad in [0.0, -0.5, 1.01, f32::NAN] {
+            let cfg = EnvConfig {
+                explore_level_weight: bad,
+                ..Default::default()
+            };
+            let err = cfg.validate().unwrap_err();
+            assert!(err.contains("env.explore_level_weight"), "{err}");
+        }
+        for good in [1e-30, 0.1, 1.0] {
+            let cfg = EnvConfig {
+                explore_level_weight: good,
+                ..Default::default()
+            };
+            cfg.validate().unwrap();
+        }
         let r = RewardConfig {
             death: f32::NAN,
             ..Default::default()
@@ -318,6 +353,7 @@ mod tests {
         assert!(!json.contains("explore_resets"), "{json}");
         assert!(!json.contains("explore_steps"), "{json}");
         assert!(!json.contains("explore_cells"), "{json}");
+        assert!(!json.contains("explore_level_weight"), "{json}");
         assert!(!json.contains("explore_cell_px"), "{json}");
         let cfg: EnvConfig = serde_json::from_str(r#"{"model": "cgb"}"#).unwrap();
         assert_eq!(cfg.model, HardwareChoice::Cgb);
