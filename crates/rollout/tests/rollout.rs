@@ -280,14 +280,19 @@ fn before_the_switch() -> Vec<u8> {
     let script = gameboy::InputScript::parse(&text).unwrap();
     let mut gb = gameboy::GameBoy::new(zelda::MINI_ZELDA.to_vec()).unwrap();
     let mut frame = 0;
-    let mut history = Vec::new();
+    // The last 16 frames' states only: the oldest is the one wanted once it is pressed.
+    let mut last = std::collections::VecDeque::with_capacity(17);
     while zelda::state::world_progress(&gb) < 3 {
-        history.push(gb.save_state());
+        last.push_back(gb.save_state());
+        if last.len() > 16 {
+            last.pop_front();
+        }
         gb.set_buttons(script.buttons_at(frame));
         gb.run_frames(1, false);
         frame += 1;
     }
-    history.swap_remove(history.len() - 16)
+    last.pop_front()
+        .expect("the press is more than 16 frames in")
 }
 
 #[test]
@@ -299,9 +304,10 @@ fn the_level_weight_starts_archive_episodes_past_the_switch() {
         explore_level_weight,
         ..Default::default()
     };
+    let start = before_the_switch();
     // Progress of the cell each archive episode started from, in the order they ended.
     let starts = |w| {
-        let p = play_from(Some(before_the_switch()), 1, 5, 4, 400, cfg(w));
+        let p = play_from(Some(start.clone()), 1, 5, 4, 400, cfg(w));
         assert_eq!(
             p.envs.archive().stats().progress,
             3,
