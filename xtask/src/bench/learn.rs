@@ -1,7 +1,8 @@
 //! `cargo xtask bench learn`: does training work? Rooms visited and instrument reached vs
-//! env steps on mini-zelda for a random policy, PPO with the heuristic reward, PPO with
-//! the heuristic plus the learned reward (offline judge), and the same with Go-Explore
-//! resets (`env.explore_resets`), several seeds each; a table and a PNG of the curves.
+//! env steps on mini-zelda for a random policy, the random policy with Go-Explore resets
+//! (`env.explore_resets`: Go-Explore's exploration phase alone), PPO with the heuristic
+//! reward, PPO with the heuristic plus the learned reward (offline judge), and the same
+//! with Go-Explore resets, several seeds each; a table and a PNG of the curves.
 //!
 //! Rooms and the instrument are counted over episodes that began at the start state, so
 //! the curves compare what each policy does from the start of the game; episodes that
@@ -40,9 +41,21 @@ pub struct Args {
     /// Env steps per PPO update, over all envs (`train.batch_size`) [default: train's 512].
     #[arg(long)]
     batch_size: Option<usize>,
-    /// Share of resets from the exploration archive in the Go-Explore arm.
+    /// Share of resets from the exploration archive in the Go-Explore arms.
     #[arg(long, default_value_t = 0.5)]
     explore_resets: f32,
+    /// Steps an episode from the archive lasts at most in the Go-Explore arms
+    /// (`env.explore_steps`) [default: the env's 256].
+    #[arg(long)]
+    explore_steps: Option<u32>,
+    /// Go-Explore's level weight in the Go-Explore arms (`env.explore_level_weight`)
+    /// [default: the env's 1, off].
+    #[arg(long)]
+    explore_level_weight: Option<f64>,
+    /// Side in pixels of the archive's cells in the Go-Explore arms
+    /// (`env.explore_cell_px`) [default: the env's 32].
+    #[arg(long)]
+    explore_cell_px: Option<u8>,
     /// Save state every episode starts from instead of power-on (`zelda-rl emu run
     /// --save-state`); the curves then measure the rest of the game from there.
     #[arg(long)]
@@ -94,18 +107,22 @@ impl Point {
     }
 }
 
-const POLICIES: [&str; 4] = [
+const POLICIES: [&str; 5] = [
     "random",
+    "random (Go-Explore)",
     "PPO (heuristic reward)",
     "PPO (heuristic + learned)",
     "PPO (h + l, Go-Explore)",
 ];
 
+/// The first PPO arm in [`POLICIES`]; the ones before it play randomly.
+const FIRST_PPO: usize = 2;
+
 /// How a PPO arm trains.
 #[derive(Clone, Copy)]
 struct Arm {
     learned: bool,
-    explore_resets: f32,
+    explore: bool,
 }
 
 /// How to start `zelda-rl`: the binary, its torch libraries, and what every run shares.
@@ -139,6 +156,18 @@ pub fn run(args: &Args) -> Result<()> {
     }
     if args.max_steps == Some(0) {
         bail!("--max-steps must be at least 1");
+    }
+    if args.explore_steps == Some(0) {
+        bail!("--explore-steps must be at least 1");
+    }
+    if args
+        .explore_level_weight
+        .is_some_and(|w| !(w > 0.0 && w <= 1.0))
+    {
+        bail!("--explore-level-weight must be in (0, 1]");
+    }
+    if args.explore_cell_px == Some(0) {
+        bail!("--explore-cell-px must be at least 1");
     }
     if let Some(s) = &args.start_state {
         std::fs::metadata(s).with_context(|| format!("--start-state {}", s.display()))?;
@@ -181,17 +210,12 @@ pub fn run(args: &Args) -> Result<()> {
     let result = (|| -> Result<Vec<Vec<Vec<Point>>>> {
         let mut curves = vec![Vec::new(); POLICIES.len()];
         for seed in 0..args.seeds {
-            curves[0].push(random_curve(&cli, &tmp, args, window, seed)?);
-            let arm = |learned, explore_resets| Arm {
-                learned,
-                explore_resets,
-            };
-            let arms = [
-                arm(false, 0.0),
-                arm(true, 0.0),
-                arm(true, args.explore_resets),
-            ];
-            for (p, arm) in (1..).zip(arms) {
+            curves[0].push(random_curve(&cli, &tmp, args, window, seed, false)?);
+            curves[1].push(random_curve(&cli, &tmp, args, window, seed, true)?);
+            eprintln!("  {} seed {seed} done", POLICIES[1]);
+            let arm = |learned, explore| Arm { learned, explore };
+            let arms = [arm(false, false), arm(true, false), arm(true, true)];
+            for (p, arm) in (FIRST_PPO..).zip(arms) {
                 curves[p].push(ppo_curve(&cli, &tmp, args, window, seed, arm)?);
                 eprintln!("  {} seed {seed} done", POLICIES[p]);
             }
@@ -212,12 +236,27 @@ pub fn run(args: &Args) -> Result<()> {
     Ok(())
 }
 
-/// A random policy: `zelda-rl rollout` for the first 1, 2, ... windows with one seed. The
-/// runs are prefixes of each other (same seed, same actions), so the difference of two
-/// consecutive runs' totals is exactly what the episodes ending in that window did.
-fn random_curve(cli: &Cli, tmp: &Path, args: &Args, window: u64, seed: u64) -> Result<Vec<Point>> {
-    let cfg = tmp.join("random.toml");
-    std::fs::write(&cfg, format!("[env]\n{}", max_steps_line(args)))?;
+/// A random policy, with Go-Explore resets or without: `zelda-rl rollout` for the first
+/// 1, 2, ... windows with one seed. The runs are prefixes of each other (same seed, same
+/// actions, the same archive step by step), so the difference of two consecutive runs'
+/// totals is exactly what the episodes ending in that window did.
+fn random_curve(
+    cli: &Cli,
+    tmp: &Path,
+    args: &Args,
+    window: u64,
+    seed: u64,
+    explore: bool,
+) -> Result<Vec<Point>> {
+    let cfg = tmp.join(format!("random-{explore}.toml"));
+    std::fs::write(
+        &cfg,
+        format!(
+            "[env]\n{}{}",
+            max_steps_line(args),
+            explore_lines(args, explore)
+        ),
+    )?;
     let mut points = Vec::new();
     let mut before = Point::default();
     let mut rooms_before = 0.0;
@@ -230,7 +269,7 @@ fn random_curve(cli: &Cli, tmp: &Path, args: &Args, window: u64, seed: u64) -> R
                 .arg(&cfg)
                 .arg("--store")
                 .arg(tmp.join("runs"))
-                .args(["--run", &format!("random-{seed}-{k}")])
+                .args(["--run", &format!("random-{explore}-{seed}-{k}")])
                 .args(["--envs", &args.envs.to_string()])
                 .args([
                     "--steps",
@@ -241,7 +280,7 @@ fn random_curve(cli: &Cli, tmp: &Path, args: &Args, window: u64, seed: u64) -> R
         .context("zelda-rl rollout --policy random")?;
         let total = Point::from_json(&out, (k + 1) * window)?;
         anyhow::ensure!(
-            total.episodes == out["episodes"].as_u64().unwrap_or(0),
+            explore || total.episodes == out["episodes"].as_u64().unwrap_or(0),
             "a random rollout without explore resets began an episode from the archive"
         );
         let rooms = total.mean_rooms * total.episodes as f64;
@@ -275,21 +314,19 @@ fn ppo_curve(
     seed: u64,
     arm: Arm,
 ) -> Result<Vec<Point>> {
-    let Arm {
-        learned,
-        explore_resets,
-    } = arm;
-    let cfg = tmp.join(format!("learn-{learned}-{explore_resets}.toml"));
+    let Arm { learned, explore } = arm;
+    let cfg = tmp.join(format!("learn-{learned}-{explore}.toml"));
     std::fs::write(
         &cfg,
         format!(
-            "[env]\nexplore_resets = {explore_resets}\n{}[reward_model]\nenabled = {learned}\n[train]\ncheckpoint_every = 0\n{}",
+            "[env]\n{}{}[reward_model]\nenabled = {learned}\n[train]\ncheckpoint_every = 0\n{}",
             max_steps_line(args),
+            explore_lines(args, explore),
             args.batch_size
                 .map_or(String::new(), |b| format!("batch_size = {b}\n"))
         ),
     )?;
-    let run = format!("ppo-{learned}-{explore_resets}-{seed}");
+    let run = format!("ppo-{learned}-{explore}-{seed}");
     let out = cli
         .command("train")
         .args(["--log", "warn", "--log-format", "json", "--json"])
@@ -335,6 +372,25 @@ fn ppo_curve(
 fn max_steps_line(args: &Args) -> String {
     args.max_steps
         .map_or(String::new(), |n| format!("max_steps = {n}\n"))
+}
+
+/// The Go-Explore settings of an arm's `[env]` table: the archive's share of resets and
+/// whichever of its knobs were given, or nothing for an arm without it.
+fn explore_lines(args: &Args, explore: bool) -> String {
+    if !explore {
+        return String::new();
+    }
+    let mut s = format!("explore_resets = {}\n", args.explore_resets);
+    if let Some(n) = args.explore_steps {
+        s += &format!("explore_steps = {n}\n");
+    }
+    if let Some(w) = args.explore_level_weight {
+        s += &format!("explore_level_weight = {w:?}\n");
+    }
+    if let Some(px) = args.explore_cell_px {
+        s += &format!("explore_cell_px = {px}\n");
+    }
+    s
 }
 
 /// Mean over seeds of `f` at point `k`.
@@ -389,7 +445,8 @@ fn print_table(curves: &[Vec<Vec<Point>>]) {
     }
 }
 
-/// One line per PPO arm: does it beat random on rooms, and how often it reached the instrument.
+/// One line per arm after the plain random one: does it beat random on rooms, and how
+/// often it reached the instrument.
 fn verdict(curves: &[Vec<Vec<Point>>], goal: &str) {
     let points = curves[0][0].len();
     for (p, name) in POLICIES.iter().enumerate().skip(1) {
@@ -433,6 +490,7 @@ fn plot(curves: &[Vec<Vec<Point>>], out: &Path, font: &[u8]) -> Result<()> {
         RGBColor(31, 119, 180),
         RGBColor(214, 39, 40),
         RGBColor(44, 160, 44),
+        RGBColor(148, 103, 189),
     ];
     // Per seed and point, then the mean over seeds; `None` leaves a gap (no episode ended).
     type Metric = (

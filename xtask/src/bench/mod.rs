@@ -33,7 +33,8 @@ enum Target {
     Train(train::Args),
     /// The Ray driver (1 and 2 rollout actors on a local cluster) vs the local loop.
     Ray(ray::Args),
-    /// Learning curves: random vs PPO vs PPO + learned reward, several seeds; a PNG.
+    /// Learning curves: random (and random with Go-Explore) vs PPO vs PPO + learned
+    /// reward (and with Go-Explore), several seeds; a PNG.
     Learn(learn::Args),
 }
 
