@@ -249,14 +249,7 @@ fn random_curve(
     explore: bool,
 ) -> Result<Vec<Point>> {
     let cfg = tmp.join(format!("random-{explore}.toml"));
-    std::fs::write(
-        &cfg,
-        format!(
-            "[env]\n{}{}",
-            max_steps_line(args),
-            explore_lines(args, explore)
-        ),
-    )?;
+    std::fs::write(&cfg, env_table(args, explore))?;
     let mut points = Vec::new();
     let mut before = Point::default();
     let mut rooms_before = 0.0;
@@ -319,9 +312,8 @@ fn ppo_curve(
     std::fs::write(
         &cfg,
         format!(
-            "[env]\n{}{}[reward_model]\nenabled = {learned}\n[train]\ncheckpoint_every = 0\n{}",
-            max_steps_line(args),
-            explore_lines(args, explore),
+            "{}[reward_model]\nenabled = {learned}\n[train]\ncheckpoint_every = 0\n{}",
+            env_table(args, explore),
             args.batch_size
                 .map_or(String::new(), |b| format!("batch_size = {b}\n"))
         ),
@@ -368,19 +360,17 @@ fn ppo_curve(
     Ok(points)
 }
 
-/// `max_steps = N` for the `[env]` table, or nothing for the env's default.
-fn max_steps_line(args: &Args) -> String {
-    args.max_steps
-        .map_or(String::new(), |n| format!("max_steps = {n}\n"))
-}
-
-/// The Go-Explore settings of an arm's `[env]` table: the archive's share of resets and
-/// whichever of its knobs were given, or nothing for an arm without it.
-fn explore_lines(args: &Args, explore: bool) -> String {
-    if !explore {
-        return String::new();
+/// An arm's `[env]` table: `max_steps` if given and, for an arm with Go-Explore, the
+/// archive's share of resets and whichever of its knobs were given.
+fn env_table(args: &Args, explore: bool) -> String {
+    let mut s = String::from("[env]\n");
+    if let Some(n) = args.max_steps {
+        s += &format!("max_steps = {n}\n");
     }
-    let mut s = format!("explore_resets = {}\n", args.explore_resets);
+    if !explore {
+        return s;
+    }
+    s += &format!("explore_resets = {}\n", args.explore_resets);
     if let Some(n) = args.explore_steps {
         s += &format!("explore_steps = {n}\n");
     }
