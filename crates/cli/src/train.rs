@@ -193,6 +193,8 @@ impl Observer for Watch {
             instruments = b.instrument_episodes,
             start_episodes = b.start_episodes,
             start_instruments = b.start_instrument_episodes,
+            explorer_episodes = b.explorer_episodes,
+            explorer_instruments = b.explorer_instrument_episodes,
             reward_model = b.reward_model.as_deref().unwrap_or("-"),
             "burst done"
         );
@@ -277,7 +279,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             if !args.json {
                 for b in &bursts {
                     println!(
-                        "burst {}: {} env steps ({:.0}/s), {} episodes, mean return {:.3}, mean rooms {:.2}, max rooms {}, instrument in {}{}{}, {} segments, reward model {}",
+                        "burst {}: {} env steps ({:.0}/s), {} episodes, mean return {:.3}, mean rooms {:.2}, max rooms {}, instrument in {}{}{}{}, {} segments, reward model {}",
                         b.burst,
                         b.env_steps,
                         b.steps_per_second,
@@ -305,6 +307,14 @@ pub fn run(args: TrainArgs) -> Result<()> {
                                 b.archive.progress,
                                 b.archive.states,
                                 b.archive.state_bytes as f64 / f64::from(1 << 20)
+                            )
+                        } else {
+                            String::new()
+                        },
+                        if b.explorer_episodes > 0 {
+                            format!(
+                                ", explorers: {} episodes, instrument in {}",
+                                b.explorer_episodes, b.explorer_instrument_episodes
                             )
                         } else {
                             String::new()

@@ -203,9 +203,22 @@ struct Explore {
     level_weight: f32,
 }
 
+impl Explore {
+    /// An explorer starts every episode from the archive once it holds a cell.
+    fn explorer(self) -> Self {
+        Self {
+            resets: 1.0,
+            ..self
+        }
+    }
+}
+
 /// A batch of environments.
 pub struct VecEnv {
+    /// The policy's envs first, then `env.explorers` explorers.
     slots: Vec<Slot>,
+    /// The policy's envs (the rest of `slots` are explorers).
+    n: usize,
     pool: Option<rayon::ThreadPool>,
     frames: Vec<u8>,
     features: Vec<f32>,
@@ -217,6 +230,7 @@ pub struct VecEnv {
     record: bool,
     segments: Vec<Segment>,
     episodes: Vec<EpisodeStats>,
+    explorer_episodes: Vec<EpisodeStats>,
     archive: Archive,
     explore: Explore,
     explore_cells: usize,
@@ -259,7 +273,7 @@ impl VecEnv {
         let boot = first.start_state().to_vec();
         let frames_per_env = env_cfg.frame_stack * FRAME_PIXELS;
         let mut envs = vec![first];
-        for _ in 1..n {
+        for _ in 1..n + env_cfg.explorers as usize {
             envs.push(ZeldaEnv::with_start_state(
                 rom.to_vec(),
                 boot.clone(),
@@ -280,8 +294,9 @@ impl VecEnv {
                 episode_return: 0.0,
                 terminated: false,
                 truncated: false,
-                final_frames: vec![0; frames_per_env],
-                final_features: vec![0.0; FEATURES],
+                // Nobody reads an explorer's observations.
+                final_frames: vec![0; if i < n { frames_per_env } else { 0 }],
+                final_features: vec![0.0; if i < n { FEATURES } else { 0 }],
                 segment: None,
                 finished: None,
                 start_buf: Vec::new(),
@@ -305,6 +320,7 @@ impl VecEnv {
         };
         let mut v = Self {
             slots,
+            n,
             pool,
             frames: vec![0; n * frames_per_env],
             features: vec![0.0; n * FEATURES],
@@ -316,6 +332,7 @@ impl VecEnv {
             record,
             segments: Vec::new(),
             episodes: Vec::new(),
+            explorer_episodes: Vec::new(),
             archive: Archive::default(),
             explore: Explore {
                 resets: env_cfg.explore_resets,
@@ -328,28 +345,35 @@ impl VecEnv {
         Ok(v)
     }
 
-    fn run<F: Fn(&mut Slot, &mut [u8], &mut [f32]) + Sync + Send>(&mut self, f: F) {
+    /// Calls `f` on every slot: the policy's envs with their observation buffers, the
+    /// explorers with none.
+    fn run<F: Fn(&mut Slot, Option<(&mut [u8], &mut [f32])>) + Sync + Send>(&mut self, f: F) {
         let fpe = self.frames_per_env;
-        let slots = &mut self.slots;
+        let (envs, explorers) = self.slots.split_at_mut(self.n);
         let frames = &mut self.frames;
         let features = &mut self.features;
-        let work = || {
-            slots
-                .par_iter_mut()
-                .zip(frames.par_chunks_mut(fpe))
-                .zip(features.par_chunks_mut(FEATURES))
-                .for_each(|((slot, fr), fe)| f(slot, fr, fe));
-        };
         match &self.pool {
-            Some(pool) => pool.install(work),
+            Some(pool) => pool.install(|| {
+                rayon::join(
+                    || {
+                        envs.par_iter_mut()
+                            .zip(frames.par_chunks_mut(fpe))
+                            .zip(features.par_chunks_mut(FEATURES))
+                            .for_each(|((slot, fr), fe)| f(slot, Some((fr, fe))));
+                    },
+                    || explorers.par_iter_mut().for_each(|slot| f(slot, None)),
+                );
+            }),
             None => {
-                for ((slot, fr), fe) in self
-                    .slots
+                for ((slot, fr), fe) in envs
                     .iter_mut()
-                    .zip(self.frames.chunks_mut(fpe))
-                    .zip(self.features.chunks_mut(FEATURES))
+                    .zip(frames.chunks_mut(fpe))
+                    .zip(features.chunks_mut(FEATURES))
                 {
-                    f(slot, fr, fe);
+                    f(slot, Some((fr, fe)));
+                }
+                for slot in explorers {
+                    f(slot, None);
                 }
             }
         }
@@ -359,9 +383,12 @@ impl VecEnv {
     pub fn reset_all(&mut self) {
         let (seed, worker, explore) = (self.seed, self.worker, self.explore);
         let archive = std::mem::take(&mut self.archive);
-        self.run(|slot, fr, fe| {
-            slot.new_episode(seed, worker, &archive, explore);
-            slot.env.write_observation(fr, fe);
+        self.run(|slot, obs| match obs {
+            Some((fr, fe)) => {
+                slot.new_episode(seed, worker, &archive, explore);
+                slot.env.write_observation(fr, fe);
+            }
+            None => slot.new_episode(seed, worker, &archive, explore.explorer()),
         });
         self.archive = archive;
         self.merge_archive();
@@ -385,13 +412,9 @@ impl VecEnv {
 
     /// Steps every environment with `actions[i]`; finished episodes reset automatically
     /// (the observation then is the new episode's first; the final one is kept, see
-    /// [`VecEnv::final_observation`]).
+    /// [`VecEnv::final_observation`]). Explorers step too, with their own random actions.
     pub fn step(&mut self, actions: &[usize]) {
-        assert_eq!(
-            actions.len(),
-            self.slots.len(),
-            "one action per environment"
-        );
+        assert_eq!(actions.len(), self.n, "one action per environment");
         let (seed, worker, record, explore) = (self.seed, self.worker, self.record, self.explore);
         let (novelty, archive_on) = (
             self.novelty,
@@ -405,8 +428,25 @@ impl VecEnv {
         // Move what the closure needs out of `self` so `run` can borrow the rest.
         let cfg = cfg.clone();
         let ctx = ctx.clone();
-        self.run(move |slot, fr, fe| {
-            let action = actions_ref[slot.id as usize];
+        self.run(move |slot, obs| {
+            let learner = obs.is_some();
+            let action = match actions_ref.get(slot.id as usize) {
+                Some(&a) => a,
+                // An explorer's action depends only on where it is in its own episodes.
+                None => {
+                    let s = crate::derive_seed(
+                        seed,
+                        &[
+                            u64::from(worker),
+                            u64::from(slot.id),
+                            slot.env.episode(),
+                            u64::from(slot.env.steps()),
+                        ],
+                    );
+                    (s % slot.env.actions().len() as u64) as usize
+                }
+            };
+            let record = record && learner;
             let open_before = slot.recorder.is_open();
             let prev = if record && !open_before {
                 slot.start_buf = slot.env.gameboy().save_state();
@@ -449,8 +489,10 @@ impl VecEnv {
                 );
             }
             if out.done() {
-                slot.env
-                    .write_observation(&mut slot.final_frames, &mut slot.final_features);
+                if learner {
+                    slot.env
+                        .write_observation(&mut slot.final_frames, &mut slot.final_features);
+                }
                 slot.finished = Some(EpisodeStats {
                     env: slot.id,
                     episode: slot.env.episode(),
@@ -463,20 +505,27 @@ impl VecEnv {
                     last: *slot.env.state(),
                     start_cell: slot.start_cell,
                 });
+                let explore = if learner { explore } else { explore.explorer() };
                 slot.new_episode(seed, worker, archive_ref, explore);
             } else if let Some(cell) = cell {
                 slot.offer_state(archive_ref, cell);
             }
-            slot.env.write_observation(fr, fe);
+            if let Some((fr, fe)) = obs {
+                slot.env.write_observation(fr, fe);
+            }
         });
         self.archive = archive;
         self.merge_archive();
-        for slot in &mut self.slots {
+        for (i, slot) in self.slots.iter_mut().enumerate() {
             if let Some(seg) = slot.segment.take() {
                 self.segments.push(seg);
             }
             if let Some(ep) = slot.finished.take() {
-                self.episodes.push(ep);
+                if i < self.n {
+                    self.episodes.push(ep);
+                } else {
+                    self.explorer_episodes.push(ep);
+                }
             }
         }
     }
@@ -536,7 +585,8 @@ impl VecEnv {
             || snap.worker != self.worker
         {
             return Err(VecEnvError::Snapshot(format!(
-                "taken of {} envs, seed {}, worker {}; these are {} envs, seed {}, worker {}",
+                "taken of {} envs, seed {}, worker {}; these are {} envs, seed {}, worker {} \
+                 (explorers included)",
                 snap.slots.len(),
                 snap.seed,
                 snap.worker,
@@ -588,7 +638,11 @@ impl VecEnv {
             slot.episode_components.copy_from_slice(&sums);
         }
         self.archive = explore.archive;
-        self.run(|slot, fr, fe| slot.env.write_observation(fr, fe));
+        self.run(|slot, obs| {
+            if let Some((fr, fe)) = obs {
+                slot.env.write_observation(fr, fe);
+            }
+        });
         Ok(())
     }
 
@@ -625,19 +679,30 @@ impl VecEnv {
         std::mem::take(&mut self.segments)
     }
 
-    /// Episodes finished since the last call.
+    /// Episodes finished since the last call (the policy's envs only).
     pub fn take_episodes(&mut self) -> Vec<EpisodeStats> {
         std::mem::take(&mut self.episodes)
     }
 
-    /// Number of environments.
+    /// Explorers' episodes finished since the last call (`env` counts on from
+    /// [`VecEnv::len`]).
+    pub fn take_explorer_episodes(&mut self) -> Vec<EpisodeStats> {
+        std::mem::take(&mut self.explorer_episodes)
+    }
+
+    /// Number of environments the policy acts in (explorers not counted).
     pub fn len(&self) -> usize {
-        self.slots.len()
+        self.n
     }
 
     /// Never true (construction requires at least one env).
     pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
+        self.n == 0
+    }
+
+    /// Number of explorers (`env.explorers`).
+    pub fn explorers(&self) -> usize {
+        self.slots.len() - self.n
     }
 
     /// All stacked frames, `[env][stack][72][80]`.

@@ -22,6 +22,7 @@ fn ctx() -> SegmentContext {
 struct Played {
     envs: VecEnv,
     episodes: Vec<rollout::EpisodeStats>,
+    explorer_episodes: Vec<rollout::EpisodeStats>,
     segments: Vec<Segment>,
 }
 
@@ -57,11 +58,12 @@ fn play_from(
     .unwrap();
     let mut policy = RandomPolicy::new(v.n_actions(), seed);
     let mut actions = vec![0; envs];
-    let (mut episodes, mut segments) = (Vec::new(), Vec::new());
+    let (mut episodes, mut explorer_episodes, mut segments) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..steps {
         policy.act(v.frames(), v.features(), &mut actions);
         v.step(&actions);
         episodes.extend(v.take_episodes());
+        explorer_episodes.extend(v.take_explorer_episodes());
         segments.extend(v.take_segments());
     }
     v.flush_segments();
@@ -69,6 +71,7 @@ fn play_from(
     Played {
         envs: v,
         episodes,
+        explorer_episodes,
         segments,
     }
 }
@@ -269,6 +272,55 @@ fn explore_resets_start_episodes_from_archived_cells() {
     assert!(!later.is_empty(), "episodes still start from the archive");
 }
 
+#[test]
+fn explorers_grow_the_archive_and_leave_the_policys_envs_alone() {
+    let cfg = |explorers| EnvConfig {
+        max_steps: 60,
+        explore_resets: 0.5,
+        explore_steps: 30,
+        explorers,
+        ..Default::default()
+    };
+    let plain = play(2, 5, 2, 400, cfg(0));
+    let with = play(2, 5, 2, 400, cfg(4));
+    let again = play(1, 5, 2, 400, cfg(4));
+    assert_eq!(
+        with.envs.snapshot(),
+        again.envs.snapshot(),
+        "explorers step the same on 1 or 2 threads"
+    );
+    assert_eq!(with.explorer_episodes, again.explorer_episodes);
+    // The policy's envs are the same two envs: same observation buffers, their own
+    // episodes and segments only.
+    assert_eq!(with.envs.len(), 2);
+    assert_eq!(with.envs.explorers(), 4);
+    assert_eq!(with.envs.frames().len(), plain.envs.frames().len());
+    assert!(with.episodes.iter().all(|e| e.env < 2));
+    assert!(with.segments.iter().all(|s| s.meta.env < 2));
+    let steps: u32 = with.segments.iter().map(|s| s.meta.steps).sum();
+    assert_eq!(steps, 2 * 400, "segments hold the policy's steps only");
+    // Explorers' episodes: numbered after the policy's envs, every one but each
+    // explorer's first started from the archive, at most `explore_steps` long.
+    let ex = &with.explorer_episodes;
+    // Each explorer's first episode (from the start state) lasts up to 60 steps.
+    assert!(ex.len() >= 4 * (400 - 60) / 30, "{}", ex.len());
+    assert!(ex.iter().all(|e| (2..6).contains(&e.env)));
+    let from_start: Vec<_> = ex.iter().filter(|e| e.start_cell.is_none()).collect();
+    assert!(from_start.len() <= 4, "{from_start:?}");
+    assert!(
+        ex.iter()
+            .all(|e| e.length <= if e.start_cell.is_some() { 30 } else { 60 })
+    );
+    assert!(plain.explorer_episodes.is_empty());
+    // Four random explorers on top of two envs reach more of the game.
+    assert!(
+        with.envs.archive().len() > plain.envs.archive().len(),
+        "{} cells with explorers, {} without",
+        with.envs.archive().len(),
+        plain.envs.archive().len()
+    );
+}
+
 /// A save state of the reference walkthrough 16 frames before it presses the switch in room
 /// 2B (chest and door done: world progress 2; a few steps left presses it: 3).
 fn before_the_switch() -> Vec<u8> {
@@ -387,6 +439,14 @@ fn snapshot_restore_continues_segments_and_observations_exactly() {
         explore_cells: 2,
         ..Default::default()
     });
+    // Explorers' envs, episodes and archive choices are part of the snapshot too.
+    snapshot_restore_case(EnvConfig {
+        max_steps: 20,
+        explore_resets: 0.5,
+        explore_steps: 7,
+        explorers: 3,
+        ..Default::default()
+    });
     snapshot_restore_case(EnvConfig::default());
 }
 
@@ -420,6 +480,9 @@ fn snapshot_restore_case(cfg: EnvConfig) {
     let mut b = make();
     b.step(&[1, 2]);
     b.restore(&snap).unwrap();
+    b.take_explorer_episodes();
+    let explorers = a.take_explorer_episodes().len();
+    assert_eq!(explorers > 0, cfg.explorers > 0, "{explorers}");
     assert_eq!(a.frames(), b.frames());
     assert_eq!(a.features(), b.features());
     for t in 30..80 {
@@ -435,6 +498,7 @@ fn snapshot_restore_case(cfg: EnvConfig) {
             .collect::<Vec<_>>()
     };
     assert_eq!(enc(a.take_segments()), enc(b.take_segments()));
+    assert_eq!(a.take_explorer_episodes(), b.take_explorer_episodes());
     assert_eq!(a.archive(), b.archive());
     assert_eq!(a.snapshot(), b.snapshot());
     if cfg.explore_resets > 0.0 {

@@ -106,6 +106,8 @@ pub struct Chunk {
     pub learned_sum: f64,
     /// Episodes that ended.
     pub episodes: Vec<EpisodeRecord>,
+    /// Explorers' episodes that ended (`env.explorers`).
+    pub explorer_episodes: Vec<EpisodeRecord>,
     /// Segments written.
     pub segments: u64,
     /// Their encoded bytes.
@@ -302,6 +304,7 @@ impl RolloutWorker {
             reward_sum: 0.0,
             learned_sum: 0.0,
             episodes: Vec::new(),
+            explorer_episodes: Vec::new(),
             segments: 0,
             segment_bytes: 0,
             rooms: Vec::new(),
@@ -353,6 +356,9 @@ impl RolloutWorker {
             }
             for ep in self.envs.take_episodes() {
                 chunk.episodes.push(EpisodeRecord::from(&ep));
+            }
+            for ep in self.envs.take_explorer_episodes() {
+                chunk.explorer_episodes.push(EpisodeRecord::from(&ep));
             }
         }
         chunk.last_values = last_values(&self.envs, net)?;
@@ -720,6 +726,9 @@ impl Learner {
             self.stats.segments += c.segments;
             self.stats.segment_bytes += c.segment_bytes;
             c.episodes.iter().for_each(|ep| self.stats.add(ep));
+            c.explorer_episodes
+                .iter()
+                .for_each(|ep| self.stats.add_explorer(ep));
             reward_sum += c.reward_sum;
             learned_sum += c.learned_sum;
             for ep in &c.episodes {

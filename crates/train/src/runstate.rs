@@ -307,6 +307,8 @@ pub struct BurstStats {
     start_episodes: u64,
     start_rooms: f64,
     start_instrument: u64,
+    explorer_episodes: u64,
+    explorer_instrument: u64,
     components: [f64; zelda::reward::COMPONENTS],
     /// Segments written.
     pub segments: u64,
@@ -337,6 +339,12 @@ impl BurstStats {
         }
     }
 
+    /// Counts one finished episode of an explorer (`env.explorers`).
+    pub fn add_explorer(&mut self, ep: &EpisodeRecord) {
+        self.explorer_episodes += 1;
+        self.explorer_instrument += u64::from(ep.instruments > 0);
+    }
+
     /// The burst's summary so far.
     pub fn summary(&self, burst: u32) -> BurstSummary {
         let n = self.episodes.max(1) as f64;
@@ -358,6 +366,8 @@ impl BurstStats {
             start_episodes: self.start_episodes,
             start_mean_rooms: self.start_rooms / self.start_episodes.max(1) as f64,
             start_instrument_episodes: self.start_instrument,
+            explorer_episodes: self.explorer_episodes,
+            explorer_instrument_episodes: self.explorer_instrument,
             reward_components: zelda::RewardConfig::NAMES
                 .iter()
                 .zip(self.components)

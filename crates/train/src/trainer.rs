@@ -187,6 +187,10 @@ pub struct BurstSummary {
     pub start_mean_rooms: f64,
     /// Those of them that ended holding an instrument: the game played from its start.
     pub start_instrument_episodes: u64,
+    /// Episodes of the explorers (`env.explorers`), counted in none of the above.
+    pub explorer_episodes: u64,
+    /// Those of them that ended holding an instrument.
+    pub explorer_instrument_episodes: u64,
     /// The Go-Explore archive at the burst's end (all workers' on Ray: summed).
     pub archive: ArchiveStats,
     /// Mean per-episode sum of each heuristic reward component, by name.
@@ -244,6 +248,13 @@ impl BurstSummary {
             ),
             ("burst/steps_per_second", self.steps_per_second as f32),
         ];
+        if self.explorer_episodes > 0 {
+            v.push(("burst/explorer_episodes", self.explorer_episodes as f32));
+            v.push((
+                "burst/explorer_instrument_episodes",
+                self.explorer_instrument_episodes as f32,
+            ));
+        }
         if let Some(acc) = self.reward_model_val_accuracy {
             v.push(("reward_model/val_pair_accuracy", acc as f32));
         }
@@ -449,6 +460,9 @@ pub fn run(opts: TrainOptions, observer: &mut dyn Observer) -> Result<Outcome, T
                     for ep in envs.take_episodes() {
                         bs.add(&EpisodeRecord::from(&ep));
                         observer.on_episode(burst, &ep);
+                    }
+                    for ep in envs.take_explorer_episodes() {
+                        bs.add_explorer(&EpisodeRecord::from(&ep));
                     }
                     observer.on_step(&envs, &stepper.rewards);
                 }

@@ -28,11 +28,13 @@ fn settings() -> Settings {
     s.segments.keyframe_interval = 8;
     s.reward_model.min_samples = 2;
     s.reward_model.train.epochs = 2;
-    // Short episodes, half of them started from the exploration archive, so its state
-    // has to travel through checkpoints (and chunks) for the runs to match.
+    // Short episodes, half of them started from the exploration archive, and two random
+    // explorers per vector env, so the archive and the explorers' envs have to travel
+    // through checkpoints (and chunks) for the runs to match.
     s.env.max_steps = 10;
     s.env.explore_resets = 0.5;
     s.env.explore_steps = 4;
+    s.env.explorers = 2;
     s
 }
 

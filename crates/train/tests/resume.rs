@@ -27,11 +27,13 @@ fn settings() -> Settings {
     // Low enough that burst 1 already trains on a learned reward.
     s.reward_model.min_samples = 2;
     s.reward_model.train.epochs = 2;
-    // Short episodes, half of them started from the exploration archive, so its state
-    // has to travel through checkpoints (and chunks) for the runs to match.
+    // Short episodes, half of them started from the exploration archive, and two random
+    // explorers per vector env, so the archive and the explorers' envs have to travel
+    // through checkpoints (and chunks) for the runs to match.
     s.env.max_steps = 10;
     s.env.explore_resets = 0.5;
     s.env.explore_steps = 4;
+    s.env.explorers = 2;
     s
 }
 
@@ -102,6 +104,11 @@ fn stopped_and_resumed_run_equals_uninterrupted_run() {
         "episodes start from both the start state and the archive"
     );
     assert!(bursts.iter().all(|b| b.archive.states > 0), "{bursts:?}");
+    // Explorers' episodes (4-step ones from the archive) are counted apart.
+    assert!(
+        bursts.iter().all(|b| b.explorer_episodes >= b.episodes / 2),
+        "{bursts:?}"
+    );
     // Every cell lies in some room; 10-step episodes open no chest, door or switch.
     assert!(
         bursts

@@ -59,6 +59,18 @@ pub struct EnvConfig {
     /// leaves progress out of the choice. Left out of the serialized config when 1.
     #[serde(skip_serializing_if = "is_one")]
     pub explore_level_weight: f32,
+    /// Extra environments per vector env that only explore: each episode starts from a
+    /// cell the archive chooses (as `explore_resets = 1` would) and takes seeded uniformly
+    /// random actions, so the archive grows the way Go-Explore's exploration phase grows
+    /// it, whatever the policy has learned. Their steps train nothing, are recorded in no
+    /// segment and count in no episode statistics but their own. Needs `explore_resets`
+    /// above 0. Left out of the serialized config when 0.
+    #[serde(skip_serializing_if = "is_zero_u32")]
+    pub explorers: u32,
+}
+
+fn is_zero_u32(n: &u32) -> bool {
+    *n == 0
 }
 
 fn is_one(x: &f32) -> bool {
@@ -133,6 +145,7 @@ impl Default for EnvConfig {
             explore_cells: DEFAULT_EXPLORE_CELLS,
             explore_cell_px: DEFAULT_EXPLORE_CELL_PX,
             explore_level_weight: 1.0,
+            explorers: 0,
         }
     }
 }
@@ -182,6 +195,19 @@ impl EnvConfig {
             return Err(format!(
                 "env.explore_resets must be in 0..=1, got {}",
                 self.explore_resets
+            ));
+        }
+        if self.explorers > 0 && self.explore_resets == 0.0 {
+            return Err(format!(
+                "env.explorers ({}) needs env.explore_resets above 0: explorers only grow \
+                 the archive that the policy's episodes start from",
+                self.explorers
+            ));
+        }
+        if self.explorers > 1020 {
+            return Err(format!(
+                "env.explorers must be at most 1020, got {}",
+                self.explorers
             ));
         }
         Ok(())
@@ -332,6 +358,21 @@ mod tests {
             let err = cfg.validate().unwrap_err();
             assert!(err.contains("env.explore_level_weight"), "{err}");
         }
+        let cfg = EnvConfig {
+            explorers: 4,
+            ..Default::default()
+        };
+        let err = cfg.validate().unwrap_err();
+        assert!(
+            err.contains("env.explorers") && err.contains("env.explore_resets"),
+            "{err}"
+        );
+        let cfg = EnvConfig {
+            explorers: 1021,
+            explore_resets: 0.5,
+            ..Default::default()
+        };
+        assert!(cfg.validate().unwrap_err().contains("env.explorers"));
         for good in [1e-30, 0.1, 1.0] {
             let cfg = EnvConfig {
                 explore_level_weight: good,
@@ -355,6 +396,7 @@ mod tests {
         assert!(!json.contains("explore_cells"), "{json}");
         assert!(!json.contains("explore_level_weight"), "{json}");
         assert!(!json.contains("explore_cell_px"), "{json}");
+        assert!(!json.contains("explorers"), "{json}");
         let cfg: EnvConfig = serde_json::from_str(r#"{"model": "cgb"}"#).unwrap();
         assert_eq!(cfg.model, HardwareChoice::Cgb);
         assert!(

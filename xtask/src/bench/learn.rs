@@ -56,6 +56,11 @@ pub struct Args {
     /// (`env.explore_cell_px`) [default: the env's 32].
     #[arg(long)]
     explore_cell_px: Option<u8>,
+    /// Random explorers beside the envs of the PPO Go-Explore arm (`env.explorers`): they
+    /// grow its archive and train nothing; their steps are not in the arm's env steps
+    /// [default: none].
+    #[arg(long)]
+    explorers: Option<u32>,
     /// Save state every episode starts from instead of power-on (`zelda-rl emu run
     /// --save-state`); the curves then measure the rest of the game from there.
     #[arg(long)]
@@ -166,6 +171,9 @@ pub fn run(args: &Args) -> Result<()> {
     {
         bail!("--explore-level-weight must be in (0, 1]");
     }
+    if args.explorers.is_some_and(|n| n > 1020) {
+        bail!("--explorers must be at most 1020");
+    }
     if args.explore_cell_px == Some(0) {
         bail!("--explore-cell-px must be at least 1");
     }
@@ -204,8 +212,19 @@ pub fn run(args: &Args) -> Result<()> {
         None => ("from power-on".into(), "PPO finishes mini-zelda".into()),
     };
     println!(
-        "bench learn: mini-zelda {start}, {} envs, {} env steps per run in {} windows of {window}, {} seeds, PPO on {}",
-        args.envs, args.steps, args.points, args.seeds, args.backend
+        "bench learn: mini-zelda {start}, {} envs, {} env steps per run in {} windows of {window}, {} seeds, PPO on {}{}",
+        args.envs,
+        args.steps,
+        args.points,
+        args.seeds,
+        args.backend,
+        match args.explorers {
+            Some(n) if n > 0 => format!(
+                "; {} has {n} random explorers besides, whose steps are not counted",
+                POLICIES[4]
+            ),
+            _ => String::new(),
+        }
     );
     let result = (|| -> Result<Vec<Vec<Vec<Point>>>> {
         let mut curves = vec![Vec::new(); POLICIES.len()];
@@ -249,7 +268,7 @@ fn random_curve(
     explore: bool,
 ) -> Result<Vec<Point>> {
     let cfg = tmp.join(format!("random-{explore}.toml"));
-    std::fs::write(&cfg, env_table(args, explore))?;
+    std::fs::write(&cfg, env_table(args, explore, false))?;
     let mut points = Vec::new();
     let mut before = Point::default();
     let mut rooms_before = 0.0;
@@ -313,7 +332,7 @@ fn ppo_curve(
         &cfg,
         format!(
             "{}[reward_model]\nenabled = {learned}\n[train]\ncheckpoint_every = 0\n{}",
-            env_table(args, explore),
+            env_table(args, explore, true),
             args.batch_size
                 .map_or(String::new(), |b| format!("batch_size = {b}\n"))
         ),
@@ -361,8 +380,9 @@ fn ppo_curve(
 }
 
 /// An arm's `[env]` table: `max_steps` if given and, for an arm with Go-Explore, the
-/// archive's share of resets and whichever of its knobs were given.
-fn env_table(args: &Args, explore: bool) -> String {
+/// archive's share of resets and whichever of its knobs were given (explorers only for a
+/// PPO arm: the random arm already explores that way).
+fn env_table(args: &Args, explore: bool, ppo: bool) -> String {
     let mut s = String::from("[env]\n");
     if let Some(n) = args.max_steps {
         s += &format!("max_steps = {n}\n");
@@ -379,6 +399,9 @@ fn env_table(args: &Args, explore: bool) -> String {
     }
     if let Some(px) = args.explore_cell_px {
         s += &format!("explore_cell_px = {px}\n");
+    }
+    if let Some(n) = args.explorers.filter(|_| ppo) {
+        s += &format!("explorers = {n}\n");
     }
     s
 }
