@@ -152,6 +152,9 @@ pub fn run(args: RolloutArgs) -> Result<()> {
             counts.add(&train::runstate::EpisodeRecord::from(&ep));
             live.episode(&ep);
         }
+        for ep in envs.take_explorer_episodes() {
+            counts.add_explorer(&train::runstate::EpisodeRecord::from(&ep));
+        }
         bar.inc(1);
         if (step + 1) % 256 == 0 && bar.is_hidden() {
             tracing::info!(step = step + 1, of = args.steps, "rollout progress");
@@ -168,7 +171,7 @@ pub fn run(args: RolloutArgs) -> Result<()> {
     bar.finish_and_clear();
     let total_steps = args.steps * args.envs as u64;
     let burst = counts.summary(0);
-    let archive = envs.archive().stats();
+    let archive = envs.explore_stats();
     let episodes = burst.episodes;
     let per_1000 = stats.bytes as f64 / stats.steps.max(1) as f64 * 1000.0;
     if args.json {
@@ -204,6 +207,11 @@ pub fn run(args: RolloutArgs) -> Result<()> {
                 .map(|r| format!("{r:#05x}"))
                 .collect::<Vec<_>>(),
             "archive_progress": archive.progress,
+            "ladder_cells": archive.ladder.cells,
+            "ladder_top": archive.ladder.top,
+            "ladder_frontier": archive.ladder.frontier,
+            "explorer_episodes": burst.explorer_episodes,
+            "explorer_instrument_episodes": burst.explorer_instrument_episodes,
             "hud_updates_sent": hud_stats.map(|h| h.sent),
             "hud_updates_superseded": hud_stats.map(|h| h.superseded),
             "hud_failures": hud_stats.map(|h| h.failures),

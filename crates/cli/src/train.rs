@@ -279,7 +279,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             if !args.json {
                 for b in &bursts {
                     println!(
-                        "burst {}: {} env steps ({:.0}/s), {} episodes, mean return {:.3}, mean rooms {:.2}, max rooms {}, instrument in {}{}{}{}, {} segments, reward model {}",
+                        "burst {}: {} env steps ({:.0}/s), {} episodes, mean return {:.3}, mean rooms {:.2}, max rooms {}, instrument in {}{}{}{}{}, {} segments, reward model {}",
                         b.burst,
                         b.env_steps,
                         b.steps_per_second,
@@ -307,6 +307,16 @@ pub fn run(args: TrainArgs) -> Result<()> {
                                 b.archive.progress,
                                 b.archive.states,
                                 b.archive.state_bytes as f64 / f64::from(1 << 20)
+                            )
+                        } else {
+                            String::new()
+                        },
+                        if b.archive.ladder.cells > 0 {
+                            format!(
+                                ", ladder {} cells, rungs 0-{}, frontier {}",
+                                b.archive.ladder.cells,
+                                b.archive.ladder.top,
+                                b.archive.ladder.frontier
                             )
                         } else {
                             String::new()

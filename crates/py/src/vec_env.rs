@@ -154,6 +154,9 @@ impl VecEnv {
         }
         let (inner, acts) = (&mut self.inner, &self.actions);
         py.detach(|| inner.step(acts));
+        // Explorers' episodes (`env.explorers`) are not the caller's; `archive_stats` shows
+        // what they found. Dropped here so they do not pile up.
+        self.inner.take_explorer_episodes();
         let (frames, features) = self.observations(py);
         let rewards: Vec<f32> = (0..n).map(|i| self.inner.reward(i)).collect();
         let terminated: Vec<bool> = (0..n).map(|i| self.inner.terminated(i)).collect();
@@ -232,15 +235,19 @@ impl VecEnv {
     }
 
     /// The Go-Explore archive's size: `cells` reached, `states` kept (episodes can start
-    /// there; at most `env.explore_cells`) and their packed `state_bytes`.
+    /// there; at most `env.explore_cells`) and their packed `state_bytes`, its `rooms` and
+    /// `progress`, and the goal ladder's `ladder_cells`, `ladder_top` and `ladder_frontier`.
     fn archive_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let a = self.inner.archive().stats();
+        let a = self.inner.explore_stats();
         let d = PyDict::new(py);
         d.set_item(intern!(py, "cells"), a.cells)?;
         d.set_item(intern!(py, "states"), a.states)?;
         d.set_item(intern!(py, "state_bytes"), a.state_bytes)?;
         d.set_item(intern!(py, "rooms"), a.rooms)?;
         d.set_item(intern!(py, "progress"), a.progress)?;
+        d.set_item(intern!(py, "ladder_cells"), a.ladder.cells)?;
+        d.set_item(intern!(py, "ladder_top"), a.ladder.top)?;
+        d.set_item(intern!(py, "ladder_frontier"), a.ladder.frontier)?;
         Ok(d)
     }
 

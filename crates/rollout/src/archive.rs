@@ -171,6 +171,8 @@ pub struct ArchiveStats {
     /// The most world progress any cell holds ([`Cell::progress`]): whether exploration
     /// has got past a chest, a locked door or a switch, even before the policy has.
     pub progress: u64,
+    /// The goal ladder (`env.explore_ladder`; all 0 without it).
+    pub ladder: crate::ladder::LadderStats,
 }
 
 impl std::ops::AddAssign for ArchiveStats {
@@ -181,6 +183,7 @@ impl std::ops::AddAssign for ArchiveStats {
         // Workers' rooms overlap, so a sum would count shared rooms twice.
         self.rooms = self.rooms.max(o.rooms);
         self.progress = self.progress.max(o.progress);
+        self.ladder += o.ladder;
     }
 }
 
@@ -302,6 +305,22 @@ impl Archive {
         let (cell, e) = pick?;
         Some(Start {
             cell: *cell,
+            depth: e.depth,
+            state: unpack(&e.state)
+                .expect("restore checked every state; the others the archive packed itself"),
+        })
+    }
+
+    /// Whether the archive holds a state of `cell` (an episode can start there).
+    pub(crate) fn holds(&self, cell: Cell) -> bool {
+        self.cells.get(&cell).is_some_and(Entry::held)
+    }
+
+    /// The start at `cell`, if its state is held.
+    pub(crate) fn start_at(&self, cell: Cell) -> Option<Start> {
+        let e = self.cells.get(&cell).filter(|e| e.held())?;
+        Some(Start {
+            cell,
             depth: e.depth,
             state: unpack(&e.state)
                 .expect("restore checked every state; the others the archive packed itself"),
@@ -442,10 +461,19 @@ mod tests {
             state_bytes: 10,
             rooms: 1,
             progress: 5,
+            ladder: crate::ladder::LadderStats {
+                cells: 2,
+                top: 1,
+                frontier: 1,
+            },
         };
         assert_eq!(
             (sum.cells, sum.states, sum.rooms, sum.progress),
             (5, 4, 3, 5)
+        );
+        assert_eq!(
+            (sum.ladder.cells, sum.ladder.top, sum.ladder.frontier),
+            (2, 1, 1)
         );
         assert_eq!(sum.state_bytes, s.state_bytes + 10);
     }

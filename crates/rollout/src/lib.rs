@@ -6,10 +6,12 @@
 //!   with a bounded queue so a slow store slows rollouts instead of filling memory.
 //! - [`Policy`] picks actions; [`RandomPolicy`] is the seeded baseline.
 //! - [`archive::Archive`] keeps states to start episodes from (Go-Explore), when
-//!   `env.explore_resets` asks for it.
+//!   `env.explore_resets` asks for it; [`ladder::Ladder`] turns its cells into a
+//!   backward curriculum towards the goal (`env.explore_ladder`).
 
 pub mod archive;
 mod export;
+pub mod ladder;
 mod policy;
 mod recorder;
 mod vec_env;

@@ -8,7 +8,8 @@ use zelda::obs::{FEATURES, FRAME_PIXELS};
 use zelda::reward::{COMPONENTS, NOVELTY};
 use zelda::{EnvConfig, EnvSnapshot, GameState, RewardConfig, ZeldaEnv};
 
-use crate::archive::{Archive, ArchiveV2, Candidate, Cell, CellV2};
+use crate::archive::{Archive, ArchiveStats, ArchiveV2, Candidate, Cell, CellV2};
+use crate::ladder::{self, Ladder};
 use crate::recorder::{Recorder, RecorderConfig, SegmentContext};
 
 /// Why a vector env could not be built.
@@ -31,8 +32,8 @@ pub enum VecEnvError {
 /// Version of the [`VecEnv::snapshot`] encoding. Version 2 appends [`ExploreSnapshot`]
 /// to version 1's bytes, so version 1 snapshots still load (with an empty archive);
 /// version 3 adds the world's progress to each archive cell (version 2 cells load with
-/// progress 0).
-const SNAPSHOT_VERSION: u32 = 3;
+/// progress 0); version 4 appends [`LadderSnapshot`] (version 3 loads with an empty ladder).
+const SNAPSHOT_VERSION: u32 = 4;
 
 #[derive(Serialize, Deserialize)]
 struct VecSnapshot {
@@ -48,6 +49,14 @@ struct ExploreSnapshot {
     archive: Archive,
     /// Per slot: the archive cell its episode started from and that cell's depth.
     starts: Vec<(Option<Cell>, u32)>,
+}
+
+/// The goal ladder and each slot's place on it (version 4).
+#[derive(Serialize, Deserialize, Default)]
+struct LadderSnapshot {
+    ladder: Ladder,
+    /// Per slot: the rung its episode started on and the lowest rung it has stood on.
+    slots: Vec<(Option<u32>, Option<u32>)>,
 }
 
 /// [`ExploreSnapshot`] as version 2 wrote it.
@@ -102,6 +111,8 @@ pub struct EpisodeStats {
     pub last: GameState,
     /// The exploration archive's cell the episode started from (`None`: the start state).
     pub start_cell: Option<Cell>,
+    /// The goal ladder's rung that cell was drawn from (`None`: not a ladder start).
+    pub ladder_rung: Option<u32>,
 }
 
 struct Slot {
@@ -129,13 +140,26 @@ struct Slot {
     chosen: Option<Cell>,
     /// The cell this step ended in, to count after the step.
     visited: Option<Cell>,
+    /// The ladder rung this episode started on (`None`: not a ladder start).
+    ladder_start: Option<u32>,
+    /// The lowest ladder rung this episode has stood on.
+    lowest_rung: Option<u32>,
+    /// What this step's finished episode tells the ladder, to apply after the step.
+    report: Option<ladder::Report>,
 }
 
 impl Slot {
     /// Resets the env with the seed of its next episode (derived from the run's seed, the
     /// worker, the slot and the episode number, so episodes do not depend on timing). A
     /// share `explore.resets` of episodes starts from a state the archive chose.
-    fn new_episode(&mut self, seed: u64, worker: u32, archive: &Archive, explore: Explore) {
+    fn new_episode(
+        &mut self,
+        seed: u64,
+        worker: u32,
+        archive: &Archive,
+        ladder: &Ladder,
+        explore: Explore,
+    ) {
         let s = crate::derive_seed(
             seed,
             &[
@@ -144,26 +168,42 @@ impl Slot {
                 self.env.episode() + 1,
             ],
         );
-        let start = if explore.resets > 0.0
-            && crate::archive::unit(crate::derive_seed(s, &[1])) < f64::from(explore.resets)
-        {
-            archive.choose(crate::derive_seed(s, &[2]), f64::from(explore.level_weight))
+        let unit = |k| crate::archive::unit(crate::derive_seed(s, &[k]));
+        let start = if explore.resets > 0.0 && unit(1) < f64::from(explore.resets) {
+            // Draws 3 and 4 are the ladder's, so runs without it keep their bytes.
+            let rung = (explore.ladder > 0.0 && unit(3) < f64::from(explore.ladder))
+                .then(|| {
+                    let (cell, rung) =
+                        ladder.choose(crate::derive_seed(s, &[4]), |c| archive.holds(c))?;
+                    Some((archive.start_at(cell)?, Some(rung)))
+                })
+                .flatten();
+            rung.or_else(|| {
+                archive
+                    .choose(crate::derive_seed(s, &[2]), f64::from(explore.level_weight))
+                    .map(|start| (start, None))
+            })
         } else {
             None
         };
+        self.lowest_rung = None;
         match start {
-            Some(start) => {
+            Some((start, rung)) => {
                 self.env
                     .reset_to(&start.state, s)
                     .expect("archived states were saved by this env's machine");
+                // A ladder start is meant to reach the goal, not to explore around.
+                self.env.set_explore_limit(rung.is_none());
                 self.start_cell = Some(start.cell);
                 self.start_depth = start.depth;
                 self.chosen = Some(start.cell);
+                self.ladder_start = rung;
             }
             None => {
                 self.env.reset(s);
                 self.start_cell = None;
                 self.start_depth = 0;
+                self.ladder_start = None;
             }
         }
         self.episode_return = 0.0;
@@ -201,13 +241,17 @@ impl Slot {
 struct Explore {
     resets: f32,
     level_weight: f32,
+    /// `env.explore_ladder`: share of archive starts drawn from the goal ladder.
+    ladder: f32,
 }
 
 impl Explore {
-    /// An explorer starts every episode from the archive once it holds a cell.
+    /// An explorer starts every episode from the archive once it holds a cell, chosen by
+    /// count score: explorers find the ladder's rungs, the policy climbs them.
     fn explorer(self) -> Self {
         Self {
             resets: 1.0,
+            ladder: 0.0,
             ..self
         }
     }
@@ -232,6 +276,9 @@ pub struct VecEnv {
     episodes: Vec<EpisodeStats>,
     explorer_episodes: Vec<EpisodeStats>,
     archive: Archive,
+    ladder: Ladder,
+    /// Whether episodes report to the ladder (`env.explore_ladder` above 0).
+    ladder_on: bool,
     explore: Explore,
     explore_cells: usize,
     /// `reward.novelty`: the archive is kept for it too, even without archive resets.
@@ -305,6 +352,9 @@ impl VecEnv {
                 candidate: None,
                 chosen: None,
                 visited: None,
+                ladder_start: None,
+                lowest_rung: None,
+                report: None,
             })
             .collect();
         let pool = if threads > 1 {
@@ -334,9 +384,12 @@ impl VecEnv {
             episodes: Vec::new(),
             explorer_episodes: Vec::new(),
             archive: Archive::default(),
+            ladder: Ladder::default(),
+            ladder_on: env_cfg.explore_ladder > 0.0,
             explore: Explore {
                 resets: env_cfg.explore_resets,
                 level_weight: env_cfg.explore_level_weight,
+                ladder: env_cfg.explore_ladder,
             },
             explore_cells: env_cfg.explore_cells as usize,
             novelty: reward_cfg.novelty,
@@ -383,14 +436,16 @@ impl VecEnv {
     pub fn reset_all(&mut self) {
         let (seed, worker, explore) = (self.seed, self.worker, self.explore);
         let archive = std::mem::take(&mut self.archive);
+        let ladder = std::mem::take(&mut self.ladder);
         self.run(|slot, obs| match obs {
             Some((fr, fe)) => {
-                slot.new_episode(seed, worker, &archive, explore);
+                slot.new_episode(seed, worker, &archive, &ladder, explore);
                 slot.env.write_observation(fr, fe);
             }
-            None => slot.new_episode(seed, worker, &archive, explore.explorer()),
+            None => slot.new_episode(seed, worker, &archive, &ladder, explore.explorer()),
         });
         self.archive = archive;
+        self.ladder = ladder;
         self.merge_archive();
     }
 
@@ -407,6 +462,9 @@ impl VecEnv {
             if let Some(c) = slot.candidate.take() {
                 self.archive.offer(c, self.explore_cells);
             }
+            if let Some(r) = slot.report.take() {
+                self.ladder.record(r);
+            }
         }
     }
 
@@ -422,6 +480,8 @@ impl VecEnv {
         );
         let archive = std::mem::take(&mut self.archive);
         let archive_ref = &archive;
+        let ladder = std::mem::take(&mut self.ladder);
+        let (ladder_ref, ladder_on) = (&ladder, self.ladder_on);
         let cfg = &self.recorder_cfg;
         let ctx = &self.ctx;
         let actions_ref = actions;
@@ -456,6 +516,9 @@ impl VecEnv {
             };
             let out = slot.env.step(action);
             let cell = if archive_on { slot.cell() } else { None };
+            if let Some(rung) = cell.and_then(|c| ladder_ref.rung(c)) {
+                slot.lowest_rung = Some(slot.lowest_rung.map_or(rung, |r| r.min(rung)));
+            }
             let mut components = out.reward.components;
             if let Some(cell) = cell.filter(|_| novelty != 0.0) {
                 // Counts as of the last merge, the same for every thread schedule.
@@ -504,9 +567,26 @@ impl VecEnv {
                     terminated: out.terminated,
                     last: *slot.env.state(),
                     start_cell: slot.start_cell,
+                    ladder_rung: slot.ladder_start,
                 });
+                if let Some(start) = slot.start_cell.filter(|_| ladder_on) {
+                    let won = slot.env.state().instrument_count() > u32::from(start.instruments);
+                    let earned = if won {
+                        Some(0)
+                    } else {
+                        slot.lowest_rung.map(|r| r + 1)
+                    };
+                    if earned.is_some() || slot.ladder_start.is_some() {
+                        slot.report = Some(ladder::Report {
+                            start,
+                            earned,
+                            climbed: slot.ladder_start,
+                            won,
+                        });
+                    }
+                }
                 let explore = if learner { explore } else { explore.explorer() };
-                slot.new_episode(seed, worker, archive_ref, explore);
+                slot.new_episode(seed, worker, archive_ref, ladder_ref, explore);
             } else if let Some(cell) = cell {
                 slot.offer_state(archive_ref, cell);
             }
@@ -515,6 +595,7 @@ impl VecEnv {
             }
         });
         self.archive = archive;
+        self.ladder = ladder;
         self.merge_archive();
         for (i, slot) in self.slots.iter_mut().enumerate() {
             if let Some(seg) = slot.segment.take() {
@@ -556,8 +637,17 @@ impl VecEnv {
                 })
                 .collect(),
         };
+        let ladder = LadderSnapshot {
+            ladder: self.ladder.clone(),
+            slots: self
+                .slots
+                .iter()
+                .map(|s| (s.ladder_start, s.lowest_rung))
+                .collect(),
+        };
         let mut bytes = postcard::to_allocvec(&snap).expect("snapshot serialises");
         bytes.extend(postcard::to_allocvec(&explore).expect("snapshot serialises"));
+        bytes.extend(postcard::to_allocvec(&ladder).expect("snapshot serialises"));
         bytes
     }
 
@@ -567,12 +657,18 @@ impl VecEnv {
         let unreadable = |e: postcard::Error| VecEnvError::Snapshot(format!("unreadable ({e})"));
         let (snap, rest): (VecSnapshot, _) =
             postcard::take_from_bytes(bytes).map_err(unreadable)?;
+        let mut ladder = LadderSnapshot::default();
         let explore = match snap.version {
             1 if rest.is_empty() => ExploreSnapshot::default(),
             2 => postcard::from_bytes::<ExploreSnapshotV2>(rest)
                 .map_err(unreadable)?
                 .into(),
             3 => postcard::from_bytes(rest).map_err(unreadable)?,
+            4 => {
+                let (explore, rest) = postcard::take_from_bytes(rest).map_err(unreadable)?;
+                ladder = postcard::from_bytes(rest).map_err(unreadable)?;
+                explore
+            }
             v => {
                 return Err(VecEnvError::Snapshot(format!(
                     "version {v}{} (this build reads 1 to {SNAPSHOT_VERSION})",
@@ -614,6 +710,13 @@ impl VecEnv {
                 self.slots.len()
             )));
         }
+        if !ladder.slots.is_empty() && ladder.slots.len() != self.slots.len() {
+            return Err(VecEnvError::Snapshot(format!(
+                "{} ladder places for {} envs",
+                ladder.slots.len(),
+                self.slots.len()
+            )));
+        }
         if let Some(n) = snap
             .slots
             .iter()
@@ -627,8 +730,11 @@ impl VecEnv {
         for (i, (slot, s)) in self.slots.iter_mut().zip(snap.slots).enumerate() {
             (slot.start_cell, slot.start_depth) =
                 explore.starts.get(i).copied().unwrap_or((None, 0));
+            (slot.ladder_start, slot.lowest_rung) =
+                ladder.slots.get(i).copied().unwrap_or((None, None));
             slot.env.restore(&s.env)?;
-            slot.env.set_explore_limit(slot.start_cell.is_some());
+            slot.env
+                .set_explore_limit(slot.start_cell.is_some() && slot.ladder_start.is_none());
             slot.recorder = s.recorder;
             slot.episode_return = s.episode_return;
             // Components are only ever appended (`RewardConfig::NAMES`): a snapshot from a
@@ -638,6 +744,7 @@ impl VecEnv {
             slot.episode_components.copy_from_slice(&sums);
         }
         self.archive = explore.archive;
+        self.ladder = ladder.ladder;
         self.run(|slot, obs| {
             if let Some((fr, fe)) = obs {
                 slot.env.write_observation(fr, fe);
@@ -650,6 +757,19 @@ impl VecEnv {
     /// set).
     pub fn archive(&self) -> &Archive {
         &self.archive
+    }
+
+    /// The goal ladder (empty unless `env.explore_ladder` is set).
+    pub fn ladder(&self) -> &Ladder {
+        &self.ladder
+    }
+
+    /// The archive's and the ladder's sizes and reach.
+    pub fn explore_stats(&self) -> ArchiveStats {
+        ArchiveStats {
+            ladder: self.ladder.stats(),
+            ..self.archive.stats()
+        }
     }
 
     /// Closes every open segment (end of a burst) so no recorded step is lost.
@@ -805,10 +925,13 @@ mod tests {
             a.step(&[t % 5]);
         }
         assert!(!a.archive().is_empty());
-        let v3 = a.snapshot();
-        let (mut old, rest): (VecSnapshot, _) = postcard::take_from_bytes(&v3).unwrap();
+        let now = a.snapshot();
+        let (mut old, rest): (VecSnapshot, _) = postcard::take_from_bytes(&now).unwrap();
         // Version 2: cells without progress (these 12 steps made none, so nothing is lost).
-        let mut explore: ExploreSnapshot = postcard::from_bytes(rest).unwrap();
+        let (mut explore, ladder_tail): (ExploreSnapshot, _) =
+            postcard::take_from_bytes(rest).unwrap();
+        // Version 3: no ladder after the archive.
+        let explore_bytes = &rest[..rest.len() - ladder_tail.len()];
         let starts = explore.starts.iter();
         let as_v2 = ExploreSnapshotV2 {
             archive: ArchiveV2::of(&explore.archive),
@@ -825,11 +948,11 @@ mod tests {
         old.version = 2;
         let mut v2 = postcard::to_allocvec(&old).unwrap();
         v2.extend(postcard::to_allocvec(&as_v2).unwrap());
-        assert!(v2.len() < v3.len());
+        assert!(v2.len() < now.len());
         let mut b = make();
         b.restore(&v2).unwrap();
         assert_eq!(b.archive(), a.archive());
-        assert_eq!(b.snapshot(), v3);
+        assert_eq!(b.snapshot(), now);
         // A build with one reward component fewer (before `progress`): its sums load and the
         // new component's starts at 0; a snapshot with more components than this build is
         // refused.
@@ -842,9 +965,14 @@ mod tests {
         assert!(sums.iter().all(|s| s.len() == COMPONENTS));
         let with = |old: &VecSnapshot| {
             let mut bytes = postcard::to_allocvec(old).unwrap();
-            bytes.extend_from_slice(rest);
+            bytes.extend_from_slice(explore_bytes);
             bytes
         };
+        // Version 3 as it was (no ladder): the same envs, an empty ladder.
+        let mut c = make();
+        c.restore(&with(&old)).unwrap();
+        assert_eq!(c.snapshot(), now);
+        assert!(c.ladder().is_empty());
         for s in &mut old.slots {
             s.episode_components.pop();
         }
@@ -885,8 +1013,9 @@ mod tests {
             (zstd::bulk::compress(b"not a state", 1).unwrap(), "state"),
         ] {
             explore.archive.replace_first_state(bad);
-            let mut bytes = v3[..v3.len() - rest.len()].to_vec();
+            let mut bytes = now[..now.len() - rest.len()].to_vec();
             bytes.extend(postcard::to_allocvec(&explore).unwrap());
+            bytes.extend_from_slice(ladder_tail);
             let err = b.restore(&bytes).unwrap_err().to_string();
             assert!(
                 err.contains("archived state of Cell") && err.contains(why),

@@ -324,6 +324,11 @@ fn explorers_grow_the_archive_and_leave_the_policys_envs_alone() {
 /// A save state of the reference walkthrough 16 frames before it presses the switch in room
 /// 2B (chest and door done: world progress 2; a few steps left presses it: 3).
 fn before_the_switch() -> Vec<u8> {
+    walkthrough_before(16, |gb| zelda::state::world_progress(gb) >= 3)
+}
+
+/// A save state of the reference walkthrough `frames` frames before `done` first holds.
+fn walkthrough_before(frames: usize, done: impl Fn(&gameboy::GameBoy) -> bool) -> Vec<u8> {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../tests/reference/scripts/walkthrough.txt"
@@ -332,19 +337,143 @@ fn before_the_switch() -> Vec<u8> {
     let script = gameboy::InputScript::parse(&text).unwrap();
     let mut gb = gameboy::GameBoy::new(zelda::MINI_ZELDA.to_vec()).unwrap();
     let mut frame = 0;
-    // The last 16 frames' states only: the oldest is the one wanted once it is pressed.
-    let mut last = std::collections::VecDeque::with_capacity(17);
-    while zelda::state::world_progress(&gb) < 3 {
+    // The last `frames` frames' states only: the oldest is the one wanted once it holds.
+    let mut last = std::collections::VecDeque::with_capacity(frames + 1);
+    while !done(&gb) {
         last.push_back(gb.save_state());
-        if last.len() > 16 {
+        if last.len() > frames {
             last.pop_front();
         }
         gb.set_buttons(script.buttons_at(frame));
         gb.run_frames(1, false);
         frame += 1;
     }
-    last.pop_front()
-        .expect("the press is more than 16 frames in")
+    last.pop_front().expect("it holds later than `frames` in")
+}
+
+#[test]
+fn the_ladder_starts_the_policy_next_to_the_goal() {
+    // Two agent steps before the walkthrough takes the instrument.
+    let near = walkthrough_before(2 * 24, |gb| {
+        zelda::GameState::read(gb).instrument_count() > 0
+    });
+    let cfg = EnvConfig {
+        max_steps: 64,
+        explore_resets: 0.8,
+        explore_steps: 12,
+        explore_cell_px: 16,
+        explorers: 4,
+        explore_ladder: 0.75,
+        ..Default::default()
+    };
+    let make = |threads| {
+        VecEnv::new(
+            zelda::MINI_ZELDA,
+            Some(near.clone()),
+            4,
+            cfg.clone(),
+            RewardConfig::default(),
+            threads,
+            13,
+            ctx(),
+            RecorderConfig {
+                steps: 64,
+                keyframe_interval: 16,
+            },
+            false,
+        )
+        .unwrap()
+    };
+    let (mut a, mut b) = (make(1), make(2));
+    let n = a.n_actions();
+    let actions = |t: usize| -> Vec<usize> { (0..4).map(|i| (t * 7 + i * 5) % n).collect() };
+    let (mut policy_eps, mut explorer_eps) = (Vec::new(), Vec::new());
+    for t in 0..800 {
+        a.step(&actions(t));
+        b.step(&actions(t));
+        policy_eps.extend(a.take_episodes());
+        explorer_eps.extend(a.take_explorer_episodes());
+        b.take_episodes();
+        b.take_explorer_episodes();
+        if t == 400 {
+            // Halfway: a fresh vector env that stepped elsewhere, restored from a snapshot,
+            // goes on exactly.
+            b = make(2);
+            b.step(&[1, 2, 3, 4]);
+            b.restore(&a.snapshot()).unwrap();
+        }
+    }
+    assert_eq!(
+        a.snapshot(),
+        b.snapshot(),
+        "1 or 2 threads, restored or not"
+    );
+    let ladder = a.explore_stats().ladder;
+    let won = |eps: &[rollout::EpisodeStats]| eps.iter().filter(|e| e.instruments > 0).count();
+    assert!(
+        ladder.cells > 0,
+        "{ladder:?}: {} of {} explorers' episodes and {} of {} policy episodes won; archive {:?}",
+        won(&explorer_eps),
+        explorer_eps.len(),
+        won(&policy_eps),
+        policy_eps.len(),
+        a.explore_stats()
+    );
+    assert!(
+        explorer_eps.iter().all(|e| e.ladder_rung.is_none()),
+        "explorers never start from the ladder"
+    );
+    let climbs: Vec<_> = policy_eps
+        .iter()
+        .filter(|e| e.ladder_rung.is_some())
+        .collect();
+    assert!(!climbs.is_empty());
+    for e in &climbs {
+        let cell = e.start_cell.expect("a ladder start is an archive start");
+        assert!(a.ladder().rung(cell).is_some(), "{e:?}");
+    }
+    // Ladder starts last up to max_steps, other archive starts up to explore_steps.
+    assert!(
+        policy_eps
+            .iter()
+            .filter(|e| e.start_cell.is_some() && e.ladder_rung.is_none())
+            .all(|e| e.length <= 12)
+    );
+    assert!(climbs.iter().any(|e| e.length > 12), "{climbs:?}");
+    // From two steps away, the fixed actions reach the instrument from some rungs.
+    let wins = climbs.iter().filter(|e| e.instruments > 0).count();
+    assert!(wins > 0, "{} ladder starts, none won", climbs.len());
+    // Rungs beyond 0 were found, but these fixed actions win from fewer than half of the
+    // ladder starts, so the frontier stays at rung 0 (the unit test moves it).
+    assert!(ladder.top > 0, "{ladder:?}");
+    assert!(2 * wins < climbs.len(), "{wins} of {}", climbs.len());
+    assert_eq!(ladder.frontier, 0);
+    // Without the ladder, no episode is a ladder start and the ladder stays empty.
+    let mut c = VecEnv::new(
+        zelda::MINI_ZELDA,
+        Some(near.clone()),
+        4,
+        EnvConfig {
+            explore_ladder: 0.0,
+            ..cfg.clone()
+        },
+        RewardConfig::default(),
+        2,
+        13,
+        ctx(),
+        RecorderConfig {
+            steps: 64,
+            keyframe_interval: 16,
+        },
+        false,
+    )
+    .unwrap();
+    for t in 0..200 {
+        c.step(&actions(t));
+        c.take_explorer_episodes();
+    }
+    assert!(c.take_episodes().iter().all(|e| e.ladder_rung.is_none()));
+    assert!(c.ladder().is_empty());
 }
 
 #[test]

@@ -371,7 +371,7 @@ impl RolloutWorker {
         }
         chunk.segment_bytes = exporter.finish()?.bytes;
         chunk.snapshot = self.envs.snapshot();
-        chunk.archive = self.envs.archive().stats();
+        chunk.archive = self.envs.explore_stats();
         (chunk.act_seconds, chunk.env_seconds) = self.stepper.take_seconds();
         chunk.seconds = t0.elapsed().as_secs_f64();
         Ok(chunk)

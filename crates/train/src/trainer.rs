@@ -135,6 +135,14 @@ impl UpdateReport {
                 ),
             ]);
         }
+        let ladder = self.archive.ladder;
+        if ladder.cells > 0 {
+            v.extend([
+                ("explore/ladder_cells", ladder.cells as f32),
+                ("explore/ladder_top", ladder.top as f32),
+                ("explore/ladder_frontier", ladder.frontier as f32),
+            ]);
+        }
         v
     }
 
@@ -490,7 +498,7 @@ pub fn run(opts: TrainOptions, observer: &mut dyn Observer) -> Result<Outcome, T
                     act_seconds,
                     env_seconds,
                     stats,
-                    archive: envs.archive().stats(),
+                    archive: envs.explore_stats(),
                 };
                 report.log();
                 observer.on_update(&report);
@@ -523,7 +531,7 @@ pub fn run(opts: TrainOptions, observer: &mut dyn Observer) -> Result<Outcome, T
             )?;
         }
         let mut summary = bs.summary(burst);
-        summary.archive = envs.archive().stats();
+        summary.archive = envs.explore_stats();
         let end = BurstEnd {
             judges: &opts.judges,
             eval_concurrency: opts.eval_concurrency,

@@ -67,6 +67,13 @@ pub struct EnvConfig {
     /// above 0. Left out of the serialized config when 0.
     #[serde(skip_serializing_if = "is_zero_u32")]
     pub explorers: u32,
+    /// Share (0..=1) of the policy's archive starts drawn from the goal ladder: the
+    /// backward algorithm over the archive's cells (rung 0: an episode from the cell gained
+    /// an instrument; rung k+1: one from it reached a rung-k cell), starting next to the
+    /// goal and moving back a rung once half the policy's episodes from the frontier win.
+    /// Needs `explore_resets` above 0. Left out of the serialized config when 0.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub explore_ladder: f32,
 }
 
 fn is_zero_u32(n: &u32) -> bool {
@@ -146,6 +153,7 @@ impl Default for EnvConfig {
             explore_cell_px: DEFAULT_EXPLORE_CELL_PX,
             explore_level_weight: 1.0,
             explorers: 0,
+            explore_ladder: 0.0,
         }
     }
 }
@@ -202,6 +210,19 @@ impl EnvConfig {
                 "env.explorers ({}) needs env.explore_resets above 0: explorers only grow \
                  the archive that the policy's episodes start from",
                 self.explorers
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.explore_ladder) {
+            return Err(format!(
+                "env.explore_ladder must be in 0..=1, got {}",
+                self.explore_ladder
+            ));
+        }
+        if self.explore_ladder > 0.0 && self.explore_resets == 0.0 {
+            return Err(format!(
+                "env.explore_ladder ({}) needs env.explore_resets above 0: ladder starts are \
+                 a share of the archive starts",
+                self.explore_ladder
             ));
         }
         if self.explorers > 1020 {
@@ -373,6 +394,15 @@ mod tests {
             ..Default::default()
         };
         assert!(cfg.validate().unwrap_err().contains("env.explorers"));
+        for (explore_ladder, explore_resets) in [(f32::NAN, 0.5), (1.5, 0.5), (0.5, 0.0)] {
+            let cfg = EnvConfig {
+                explore_ladder,
+                explore_resets,
+                ..Default::default()
+            };
+            let err = cfg.validate().unwrap_err();
+            assert!(err.contains("env.explore_ladder"), "{err}");
+        }
         for good in [1e-30, 0.1, 1.0] {
             let cfg = EnvConfig {
                 explore_level_weight: good,
@@ -397,6 +427,7 @@ mod tests {
         assert!(!json.contains("explore_level_weight"), "{json}");
         assert!(!json.contains("explore_cell_px"), "{json}");
         assert!(!json.contains("explorers"), "{json}");
+        assert!(!json.contains("explore_ladder"), "{json}");
         let cfg: EnvConfig = serde_json::from_str(r#"{"model": "cgb"}"#).unwrap();
         assert_eq!(cfg.model, HardwareChoice::Cgb);
         assert!(

@@ -61,6 +61,10 @@ pub struct Args {
     /// [default: none].
     #[arg(long)]
     explorers: Option<u32>,
+    /// Share of the PPO Go-Explore arm's archive starts drawn from the goal ladder
+    /// (`env.explore_ladder`) [default: none].
+    #[arg(long)]
+    explore_ladder: Option<f32>,
     /// Save state every episode starts from instead of power-on (`zelda-rl emu run
     /// --save-state`); the curves then measure the rest of the game from there.
     #[arg(long)]
@@ -170,6 +174,9 @@ pub fn run(args: &Args) -> Result<()> {
         .is_some_and(|w| !(w > 0.0 && w <= 1.0))
     {
         bail!("--explore-level-weight must be in (0, 1]");
+    }
+    if args.explore_ladder.is_some_and(|l| !(0.0..=1.0).contains(&l)) {
+        bail!("--explore-ladder must be in 0..=1");
     }
     if args.explorers.is_some_and(|n| n > 1020) {
         bail!("--explorers must be at most 1020");
@@ -402,6 +409,9 @@ fn env_table(args: &Args, explore: bool, ppo: bool) -> String {
     }
     if let Some(n) = args.explorers.filter(|_| ppo) {
         s += &format!("explorers = {n}\n");
+    }
+    if let Some(l) = args.explore_ladder.filter(|_| ppo) {
+        s += &format!("explore_ladder = {l:?}\n");
     }
     s
 }

@@ -1,0 +1,197 @@
+//! The goal ladder: the backward algorithm (Salimans & Chen 2018, the way Go-Explore's
+//! robustification phase trains a policy from its archive's trajectories) over the cells of
+//! the exploration archive.
+//!
+//! An archive start is a cell, not a step of one demonstration, so the rungs are cells too.
+//! A cell is on rung 0 once an episode started from it gains an instrument (the game's goal
+//! in mini-zelda), and on rung `k + 1` once an episode started from it stands on a cell of
+//! rung `k`; a cell keeps the lowest rung it has earned. Explorers' episodes find the rungs;
+//! the policy's climb them. A share `env.explore_ladder` of the policy's archive starts is
+//! drawn from the rungs up to the *frontier*, half of them on the frontier itself. Once at
+//! least [`MIN_TRIES`] of the policy's episodes from the frontier were tried and half of them
+//! gained an instrument, the frontier moves one rung further from the goal, so the policy
+//! learns the end of the way first and then starts ever further back, until the start
+//! state's own episodes finish the game. Episodes from a rung last `env.max_steps`, not
+//! `env.explore_steps`: they are meant to get to the goal.
+//!
+//! Like the archive, the ladder changes only between steps, in env order.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::archive::Cell;
+
+/// Frontier episodes counted before the frontier may move.
+pub const MIN_TRIES: u32 = 16;
+
+/// The success counts are halved when they reach this many tries, so an old run of
+/// failures does not hold the frontier back for ever.
+const WINDOW: u32 = 64;
+
+/// See the module docs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Ladder {
+    rungs: BTreeMap<Cell, u32>,
+    frontier: u32,
+    tries: u32,
+    wins: u32,
+}
+
+/// How far the ladder reaches, for metrics and summaries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LadderStats {
+    /// Cells on some rung.
+    pub cells: u64,
+    /// The highest rung (0 without cells).
+    pub top: u64,
+    /// The rung the policy's ladder starts are drawn up to.
+    pub frontier: u64,
+}
+
+impl std::ops::AddAssign for LadderStats {
+    fn add_assign(&mut self, o: Self) {
+        self.cells += o.cells;
+        self.top = self.top.max(o.top);
+        self.frontier = self.frontier.max(o.frontier);
+    }
+}
+
+/// What one finished episode tells the ladder.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Report {
+    /// The archive cell it started from.
+    pub(crate) start: Cell,
+    /// The rung that cell earned (`None`: none).
+    pub(crate) earned: Option<u32>,
+    /// The rung it was drawn from, for a policy's ladder start.
+    pub(crate) climbed: Option<u32>,
+    /// It gained an instrument.
+    pub(crate) won: bool,
+}
+
+impl Ladder {
+    /// No cell on any rung yet.
+    pub fn is_empty(&self) -> bool {
+        self.rungs.is_empty()
+    }
+
+    /// The rung of `cell`, if it is on the ladder.
+    pub fn rung(&self, cell: Cell) -> Option<u32> {
+        self.rungs.get(&cell).copied()
+    }
+
+    /// Cells, top rung and frontier.
+    pub fn stats(&self) -> LadderStats {
+        LadderStats {
+            cells: self.rungs.len() as u64,
+            top: u64::from(self.rungs.values().copied().max().unwrap_or(0)),
+            frontier: u64::from(self.frontier),
+        }
+    }
+
+    /// Picks a start from the uniform `draw` among the cells `usable` accepts (the archive
+    /// holds their states): half the time on the frontier (or the highest rung below it
+    /// that has a usable cell), else on any rung up to it. `None` when no cell is usable.
+    pub(crate) fn choose(&self, draw: u64, usable: impl Fn(Cell) -> bool) -> Option<(Cell, u32)> {
+        let open: Vec<(Cell, u32)> = self
+            .rungs
+            .iter()
+            .filter(|&(&c, &r)| r <= self.frontier && usable(c))
+            .map(|(&c, &r)| (c, r))
+            .collect();
+        let top = open.iter().map(|&(_, r)| r).max()?;
+        let pool: Vec<(Cell, u32)> = if draw & 1 == 0 {
+            open.into_iter().filter(|&(_, r)| r == top).collect()
+        } else {
+            open
+        };
+        Some(pool[((draw >> 1) % pool.len() as u64) as usize])
+    }
+
+    /// Applies one finished episode's report.
+    pub(crate) fn record(&mut self, r: Report) {
+        if let Some(earned) = r.earned {
+            let rung = self.rungs.entry(r.start).or_insert(earned);
+            *rung = (*rung).min(earned);
+        }
+        if r.climbed == Some(self.frontier) {
+            self.tries += 1;
+            self.wins += u32::from(r.won);
+            let top = self.rungs.values().copied().max().unwrap_or(0);
+            if self.tries >= MIN_TRIES && 2 * self.wins >= self.tries && self.frontier < top {
+                self.frontier += 1;
+                (self.tries, self.wins) = (0, 0);
+            } else if self.tries >= WINDOW {
+                (self.tries, self.wins) = (self.tries / 2, self.wins / 2);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cell(x: u8) -> Cell {
+        Cell {
+            room: 0x2B,
+            x,
+            y: 1,
+            keys: 0,
+            instruments: 0,
+            progress: 3,
+        }
+    }
+
+    #[test]
+    fn rungs_keep_their_lowest_and_the_frontier_moves_on_half_wins() {
+        let mut l = Ladder::default();
+        assert!(l.choose(0, |_| true).is_none());
+        let report = |x, earned, climbed, won| Report {
+            start: cell(x),
+            earned,
+            climbed,
+            won,
+        };
+        l.record(report(1, Some(0), None, true));
+        l.record(report(2, Some(1), None, false));
+        l.record(report(2, Some(3), None, false));
+        assert_eq!(l.rung(cell(2)), Some(1), "the lowest rung stays");
+        assert_eq!(l.stats().top, 1);
+        // Frontier 0: only rung 0 is drawn, whatever the draw.
+        for d in 0..8 {
+            assert_eq!(l.choose(d, |_| true), Some((cell(1), 0)));
+        }
+        assert_eq!(l.choose(0, |c| c != cell(1)), None, "no usable cell");
+        // Fewer than half of MIN_TRIES won: the frontier stays.
+        for i in 0..MIN_TRIES {
+            l.record(report(1, Some(0), Some(0), i % 3 == 0));
+        }
+        assert_eq!(l.stats().frontier, 0);
+        // Wins from now on: the frontier moves once half of the counted tries won.
+        let mut moved_after = 0;
+        while l.stats().frontier == 0 {
+            l.record(report(1, Some(0), Some(0), true));
+            moved_after += 1;
+            assert!(moved_after < WINDOW, "the frontier never moved");
+        }
+        assert_eq!(l.stats().frontier, 1);
+        // Even draws take the frontier rung, odd ones any rung up to it.
+        assert_eq!(l.choose(0, |_| true), Some((cell(2), 1)));
+        let any: Vec<_> = (0..8)
+            .filter_map(|d| l.choose(2 * d + 1, |_| true))
+            .collect();
+        assert!(any.contains(&(cell(1), 0)) && any.contains(&(cell(2), 1)));
+        // Not past the top rung, however many wins.
+        for _ in 0..2 * MIN_TRIES {
+            l.record(report(2, Some(1), Some(1), true));
+        }
+        assert_eq!(l.stats().frontier, 1);
+        // Episodes not drawn from the frontier do not count for it.
+        let before = l.clone();
+        l.record(report(1, None, Some(0), true));
+        l.record(report(1, None, None, true));
+        assert_eq!(l, before);
+    }
+}
