@@ -175,7 +175,10 @@ pub fn run(args: &Args) -> Result<()> {
     {
         bail!("--explore-level-weight must be in (0, 1]");
     }
-    if args.explore_ladder.is_some_and(|l| !(0.0..=1.0).contains(&l)) {
+    if args
+        .explore_ladder
+        .is_some_and(|l| !(0.0..=1.0).contains(&l))
+    {
         bail!("--explore-ladder must be in 0..=1");
     }
     if args.explorers.is_some_and(|n| n > 1020) {
