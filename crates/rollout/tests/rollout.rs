@@ -366,12 +366,12 @@ fn the_ladder_starts_the_policy_next_to_the_goal() {
         explore_ladder: 0.75,
         ..Default::default()
     };
-    let make = |threads| {
+    let make_with = |threads, cfg: EnvConfig| {
         VecEnv::new(
             zelda::MINI_ZELDA,
             Some(near.clone()),
             4,
-            cfg.clone(),
+            cfg,
             RewardConfig::default(),
             threads,
             13,
@@ -384,6 +384,7 @@ fn the_ladder_starts_the_policy_next_to_the_goal() {
         )
         .unwrap()
     };
+    let make = |threads| make_with(threads, cfg.clone());
     let (mut a, mut b) = (make(1), make(2));
     let n = a.n_actions();
     let actions = |t: usize| -> Vec<usize> { (0..4).map(|i| (t * 7 + i * 5) % n).collect() };
@@ -449,25 +450,13 @@ fn the_ladder_starts_the_policy_next_to_the_goal() {
     assert!(2 * wins < climbs.len(), "{wins} of {}", climbs.len());
     assert_eq!(ladder.frontier, 0);
     // Without the ladder, no episode is a ladder start and the ladder stays empty.
-    let mut c = VecEnv::new(
-        zelda::MINI_ZELDA,
-        Some(near.clone()),
-        4,
+    let mut c = make_with(
+        2,
         EnvConfig {
             explore_ladder: 0.0,
             ..cfg.clone()
         },
-        RewardConfig::default(),
-        2,
-        13,
-        ctx(),
-        RecorderConfig {
-            steps: 64,
-            keyframe_interval: 16,
-        },
-        false,
-    )
-    .unwrap();
+    );
     for t in 0..200 {
         c.step(&actions(t));
         c.take_explorer_episodes();
