@@ -263,7 +263,8 @@ class ZeldaVectorEnv(VectorEnv):
         """The Go-Explore archive (``[env] explore_resets`` or ``[reward] novelty``): ``cells``
         reached, ``states`` kept to start episodes from (at most ``explore_cells``), their
         ``state_bytes``, the ``rooms`` the cells lie in and the most world ``progress`` a
-        cell holds."""
+        cell holds; with ``[env] explore_ladder``, the goal ladder's ``ladder_cells``, its
+        ``ladder_top`` rung and its ``ladder_frontier``."""
         return self._vec.archive_stats()
 
     def snapshot(self) -> bytes:
