@@ -264,7 +264,8 @@ class ZeldaVectorEnv(VectorEnv):
         reached, ``states`` kept to start episodes from (at most ``explore_cells``), their
         ``state_bytes``, the ``rooms`` the cells lie in and the most world ``progress`` a
         cell holds; with ``[env] explore_ladder``, the goal ladder's ``ladder_cells``, its
-        ``ladder_top`` rung and its ``ladder_frontier``."""
+        ``ladder_top`` rung, its ``ladder_frontier`` and the frontier's counted
+        ``ladder_frontier_tries`` and ``ladder_frontier_wins``."""
         return self._vec.archive_stats()
 
     def snapshot(self) -> bytes:

@@ -210,6 +210,8 @@ pub fn run(args: RolloutArgs) -> Result<()> {
             "ladder_cells": archive.ladder.cells,
             "ladder_top": archive.ladder.top,
             "ladder_frontier": archive.ladder.frontier,
+            "ladder_frontier_tries": archive.ladder.frontier_tries,
+            "ladder_frontier_wins": archive.ladder.frontier_wins,
             "explorer_episodes": burst.explorer_episodes,
             "explorer_instrument_episodes": burst.explorer_instrument_episodes,
             "hud_updates_sent": hud_stats.map(|h| h.sent),

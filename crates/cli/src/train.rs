@@ -313,10 +313,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
                         },
                         if b.archive.ladder.cells > 0 {
                             format!(
-                                ", ladder {} cells, rungs 0-{}, frontier {}",
+                                ", ladder {} cells, rungs 0-{}, frontier {} ({} of {} won)",
                                 b.archive.ladder.cells,
                                 b.archive.ladder.top,
-                                b.archive.ladder.frontier
+                                b.archive.ladder.frontier,
+                                b.archive.ladder.frontier_wins,
+                                b.archive.ladder.frontier_tries
                             )
                         } else {
                             String::new()

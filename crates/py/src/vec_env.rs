@@ -236,7 +236,8 @@ impl VecEnv {
 
     /// The Go-Explore archive's size: `cells` reached, `states` kept (episodes can start
     /// there; at most `env.explore_cells`) and their packed `state_bytes`, its `rooms` and
-    /// `progress`, and the goal ladder's `ladder_cells`, `ladder_top` and `ladder_frontier`.
+    /// `progress`, and the goal ladder's `ladder_cells`, `ladder_top`, `ladder_frontier` and
+    /// the frontier's `ladder_frontier_tries` and `ladder_frontier_wins`.
     fn archive_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let a = self.inner.explore_stats();
         let d = PyDict::new(py);
@@ -248,6 +249,11 @@ impl VecEnv {
         d.set_item(intern!(py, "ladder_cells"), a.ladder.cells)?;
         d.set_item(intern!(py, "ladder_top"), a.ladder.top)?;
         d.set_item(intern!(py, "ladder_frontier"), a.ladder.frontier)?;
+        d.set_item(
+            intern!(py, "ladder_frontier_tries"),
+            a.ladder.frontier_tries,
+        )?;
+        d.set_item(intern!(py, "ladder_frontier_wins"), a.ladder.frontier_wins)?;
         Ok(d)
     }
 

@@ -465,6 +465,8 @@ mod tests {
                 cells: 2,
                 top: 1,
                 frontier: 1,
+                frontier_tries: 20,
+                frontier_wins: 3,
             },
         };
         assert_eq!(
@@ -474,6 +476,10 @@ mod tests {
         assert_eq!(
             (sum.ladder.cells, sum.ladder.top, sum.ladder.frontier),
             (2, 1, 1)
+        );
+        assert_eq!(
+            (sum.ladder.frontier_tries, sum.ladder.frontier_wins),
+            (20, 3)
         );
         assert_eq!(sum.state_bytes, s.state_bytes + 10);
     }

@@ -8,8 +8,9 @@
 //! rung `k`; a cell keeps the lowest rung it has earned. Explorers' episodes find the rungs;
 //! the policy's climb them. A share `env.explore_ladder` of the policy's archive starts is
 //! drawn from the rungs up to the *frontier*, half of them on the frontier itself. Once at
-//! least [`MIN_TRIES`] of the policy's episodes from the frontier were tried and half of them
-//! gained an instrument, the frontier moves one rung further from the goal, so the policy
+//! least [`MIN_TRIES`] of the policy's episodes from the frontier were tried and a share
+//! `env.explore_ladder_pass` of them gained an instrument, the frontier moves one rung
+//! further from the goal, so the policy
 //! learns the end of the way first and then starts ever further back, until the start
 //! state's own episodes finish the game. Episodes from a rung last `env.max_steps`, not
 //! `env.explore_steps`: they are meant to get to the goal.
@@ -47,6 +48,11 @@ pub struct LadderStats {
     pub top: u64,
     /// The rung the policy's ladder starts are drawn up to.
     pub frontier: u64,
+    /// The policy's episodes from the frontier rung counted so far (the counts are halved
+    /// past a window and reset when the frontier moves).
+    pub frontier_tries: u64,
+    /// How many of them gained an instrument.
+    pub frontier_wins: u64,
 }
 
 impl std::ops::AddAssign for LadderStats {
@@ -54,6 +60,8 @@ impl std::ops::AddAssign for LadderStats {
         self.cells += o.cells;
         self.top = self.top.max(o.top);
         self.frontier = self.frontier.max(o.frontier);
+        self.frontier_tries += o.frontier_tries;
+        self.frontier_wins += o.frontier_wins;
     }
 }
 
@@ -87,6 +95,8 @@ impl Ladder {
             cells: self.rungs.len() as u64,
             top: u64::from(self.rungs.values().copied().max().unwrap_or(0)),
             frontier: u64::from(self.frontier),
+            frontier_tries: u64::from(self.tries),
+            frontier_wins: u64::from(self.wins),
         }
     }
 
@@ -109,8 +119,9 @@ impl Ladder {
         Some(pool[((draw >> 1) % pool.len() as u64) as usize])
     }
 
-    /// Applies one finished episode's report.
-    pub(crate) fn record(&mut self, r: Report) {
+    /// Applies one finished episode's report; `pass` is the frontier's win rate that moves
+    /// it back (`env.explore_ladder_pass`).
+    pub(crate) fn record(&mut self, r: Report, pass: f32) {
         if let Some(earned) = r.earned {
             let rung = self.rungs.entry(r.start).or_insert(earned);
             *rung = (*rung).min(earned);
@@ -119,7 +130,8 @@ impl Ladder {
             self.tries += 1;
             self.wins += u32::from(r.won);
             let top = self.rungs.values().copied().max().unwrap_or(0);
-            if self.tries >= MIN_TRIES && 2 * self.wins >= self.tries && self.frontier < top {
+            let passed = f64::from(self.wins) >= f64::from(pass) * f64::from(self.tries);
+            if self.tries >= MIN_TRIES && passed && self.frontier < top {
                 self.frontier += 1;
                 (self.tries, self.wins) = (0, 0);
             } else if self.tries >= WINDOW {
@@ -145,18 +157,19 @@ mod tests {
     }
 
     #[test]
-    fn rungs_keep_their_lowest_and_the_frontier_moves_on_half_wins() {
+    fn rungs_keep_their_lowest_and_the_frontier_moves_on_the_pass_rate() {
         let mut l = Ladder::default();
         assert!(l.choose(0, |_| true).is_none());
+        const HALF: f32 = 0.5;
         let report = |x, earned, climbed, won| Report {
             start: cell(x),
             earned,
             climbed,
             won,
         };
-        l.record(report(1, Some(0), None, true));
-        l.record(report(2, Some(1), None, false));
-        l.record(report(2, Some(3), None, false));
+        l.record(report(1, Some(0), None, true), HALF);
+        l.record(report(2, Some(1), None, false), HALF);
+        l.record(report(2, Some(3), None, false), HALF);
         assert_eq!(l.rung(cell(2)), Some(1), "the lowest rung stays");
         assert_eq!(l.stats().top, 1);
         // Frontier 0: only rung 0 is drawn, whatever the draw.
@@ -166,13 +179,19 @@ mod tests {
         assert_eq!(l.choose(0, |c| c != cell(1)), None, "no usable cell");
         // Fewer than half of MIN_TRIES won: the frontier stays.
         for i in 0..MIN_TRIES {
-            l.record(report(1, Some(0), Some(0), i % 3 == 0));
+            l.record(report(1, Some(0), Some(0), i % 3 == 0), HALF);
         }
-        assert_eq!(l.stats().frontier, 0);
+        let s = l.stats();
+        assert_eq!((s.frontier, s.frontier_tries, s.frontier_wins), (0, 16, 6));
+        // The same record passes a lower bar: one more loss, 6 of 17, moves it at 0.2.
+        let mut low = l.clone();
+        low.record(report(1, Some(0), Some(0), false), 0.2);
+        let s = low.stats();
+        assert_eq!((s.frontier, s.frontier_tries, s.frontier_wins), (1, 0, 0));
         // Wins from now on: the frontier moves once half of the counted tries won.
         let mut moved_after = 0;
         while l.stats().frontier == 0 {
-            l.record(report(1, Some(0), Some(0), true));
+            l.record(report(1, Some(0), Some(0), true), HALF);
             moved_after += 1;
             assert!(moved_after < WINDOW, "the frontier never moved");
         }
@@ -185,13 +204,13 @@ mod tests {
         assert!(any.contains(&(cell(1), 0)) && any.contains(&(cell(2), 1)));
         // Not past the top rung, however many wins.
         for _ in 0..2 * MIN_TRIES {
-            l.record(report(2, Some(1), Some(1), true));
+            l.record(report(2, Some(1), Some(1), true), HALF);
         }
         assert_eq!(l.stats().frontier, 1);
         // Episodes not drawn from the frontier do not count for it.
         let before = l.clone();
-        l.record(report(1, None, Some(0), true));
-        l.record(report(1, None, None, true));
+        l.record(report(1, None, Some(0), true), HALF);
+        l.record(report(1, None, None, true), HALF);
         assert_eq!(l, before);
     }
 }

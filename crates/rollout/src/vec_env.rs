@@ -243,6 +243,8 @@ struct Explore {
     level_weight: f32,
     /// `env.explore_ladder`: share of archive starts drawn from the goal ladder.
     ladder: f32,
+    /// `env.explore_ladder_pass`: the frontier's win rate that moves it back.
+    ladder_pass: f32,
 }
 
 impl Explore {
@@ -277,8 +279,6 @@ pub struct VecEnv {
     explorer_episodes: Vec<EpisodeStats>,
     archive: Archive,
     ladder: Ladder,
-    /// Whether episodes report to the ladder (`env.explore_ladder` above 0).
-    ladder_on: bool,
     explore: Explore,
     explore_cells: usize,
     /// `reward.novelty`: the archive is kept for it too, even without archive resets.
@@ -385,11 +385,11 @@ impl VecEnv {
             explorer_episodes: Vec::new(),
             archive: Archive::default(),
             ladder: Ladder::default(),
-            ladder_on: env_cfg.explore_ladder > 0.0,
             explore: Explore {
                 resets: env_cfg.explore_resets,
                 level_weight: env_cfg.explore_level_weight,
                 ladder: env_cfg.explore_ladder,
+                ladder_pass: env_cfg.explore_ladder_pass,
             },
             explore_cells: env_cfg.explore_cells as usize,
             novelty: reward_cfg.novelty,
@@ -463,7 +463,7 @@ impl VecEnv {
                 self.archive.offer(c, self.explore_cells);
             }
             if let Some(r) = slot.report.take() {
-                self.ladder.record(r);
+                self.ladder.record(r, self.explore.ladder_pass);
             }
         }
     }
@@ -481,7 +481,9 @@ impl VecEnv {
         let archive = std::mem::take(&mut self.archive);
         let archive_ref = &archive;
         let ladder = std::mem::take(&mut self.ladder);
-        let (ladder_ref, ladder_on) = (&ladder, self.ladder_on);
+        // Episodes report to the ladder only when it is on (explorers' too: the policy's
+        // `explore` is the one that says).
+        let (ladder_ref, ladder_on) = (&ladder, self.explore.ladder > 0.0);
         let cfg = &self.recorder_cfg;
         let ctx = &self.ctx;
         let actions_ref = actions;

@@ -141,6 +141,10 @@ impl UpdateReport {
                 ("explore/ladder_cells", ladder.cells as f32),
                 ("explore/ladder_top", ladder.top as f32),
                 ("explore/ladder_frontier", ladder.frontier as f32),
+                (
+                    "explore/ladder_frontier_win_rate",
+                    ladder.frontier_wins as f32 / ladder.frontier_tries.max(1) as f32,
+                ),
             ]);
         }
         v

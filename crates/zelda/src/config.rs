@@ -70,10 +70,25 @@ pub struct EnvConfig {
     /// Share (0..=1) of the policy's archive starts drawn from the goal ladder: the
     /// backward algorithm over the archive's cells (rung 0: an episode from the cell gained
     /// an instrument; rung k+1: one from it reached a rung-k cell), starting next to the
-    /// goal and moving back a rung once half the policy's episodes from the frontier win.
-    /// Needs `explore_resets` above 0. Left out of the serialized config when 0.
+    /// goal and moving back a rung once `explore_ladder_pass` of the policy's episodes
+    /// from the frontier win. Needs `explore_resets` above 0. Left out of the serialized
+    /// config when 0.
     #[serde(skip_serializing_if = "is_zero")]
     pub explore_ladder: f32,
+    /// Share (0..=1] of the policy's episodes from the ladder's frontier rung that must
+    /// gain an instrument before the frontier moves one rung back. Low by default: the
+    /// rungs below the frontier keep being practised, so a frontier that moves early costs
+    /// little, while one that waits for a high rate can stall for the whole run. Left out
+    /// of the serialized config when at its default.
+    #[serde(skip_serializing_if = "is_default_ladder_pass")]
+    pub explore_ladder_pass: f32,
+}
+
+/// The default `env.explore_ladder_pass`.
+pub const DEFAULT_LADDER_PASS: f32 = 0.2;
+
+fn is_default_ladder_pass(x: &f32) -> bool {
+    *x == DEFAULT_LADDER_PASS
 }
 
 fn is_zero_u32(n: &u32) -> bool {
@@ -154,6 +169,7 @@ impl Default for EnvConfig {
             explore_level_weight: 1.0,
             explorers: 0,
             explore_ladder: 0.0,
+            explore_ladder_pass: DEFAULT_LADDER_PASS,
         }
     }
 }
@@ -223,6 +239,12 @@ impl EnvConfig {
                 "env.explore_ladder ({}) needs env.explore_resets above 0: ladder starts are \
                  a share of the archive starts",
                 self.explore_ladder
+            ));
+        }
+        if !(self.explore_ladder_pass > 0.0 && self.explore_ladder_pass <= 1.0) {
+            return Err(format!(
+                "env.explore_ladder_pass must be in (0, 1], got {}",
+                self.explore_ladder_pass
             ));
         }
         if self.explorers > 1020 {
@@ -403,6 +425,14 @@ mod tests {
             let err = cfg.validate().unwrap_err();
             assert!(err.contains("env.explore_ladder"), "{err}");
         }
+        for explore_ladder_pass in [0.0, -0.1, 1.5, f32::NAN] {
+            let cfg = EnvConfig {
+                explore_ladder_pass,
+                ..Default::default()
+            };
+            let err = cfg.validate().unwrap_err();
+            assert!(err.contains("env.explore_ladder_pass"), "{err}");
+        }
         for good in [1e-30, 0.1, 1.0] {
             let cfg = EnvConfig {
                 explore_level_weight: good,
@@ -428,6 +458,12 @@ mod tests {
         assert!(!json.contains("explore_cell_px"), "{json}");
         assert!(!json.contains("explorers"), "{json}");
         assert!(!json.contains("explore_ladder"), "{json}");
+        let json = serde_json::to_string(&EnvConfig {
+            explore_ladder_pass: 0.5,
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(json.contains(r#""explore_ladder_pass":0.5"#), "{json}");
         let cfg: EnvConfig = serde_json::from_str(r#"{"model": "cgb"}"#).unwrap();
         assert_eq!(cfg.model, HardwareChoice::Cgb);
         assert!(

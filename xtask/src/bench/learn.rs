@@ -65,6 +65,10 @@ pub struct Args {
     /// (`env.explore_ladder`) [default: none].
     #[arg(long)]
     explore_ladder: Option<f32>,
+    /// The ladder frontier's win rate that moves it back (`env.explore_ladder_pass`)
+    /// [default: the config's, 0.2].
+    #[arg(long)]
+    explore_ladder_pass: Option<f32>,
     /// Save state every episode starts from instead of power-on (`zelda-rl emu run
     /// --save-state`); the curves then measure the rest of the game from there.
     #[arg(long)]
@@ -180,6 +184,12 @@ pub fn run(args: &Args) -> Result<()> {
         .is_some_and(|l| !(0.0..=1.0).contains(&l))
     {
         bail!("--explore-ladder must be in 0..=1");
+    }
+    if args
+        .explore_ladder_pass
+        .is_some_and(|p| !(p > 0.0 && p <= 1.0))
+    {
+        bail!("--explore-ladder-pass must be in (0, 1]");
     }
     if args.explorers.is_some_and(|n| n > 1020) {
         bail!("--explorers must be at most 1020");
@@ -415,6 +425,9 @@ fn env_table(args: &Args, explore: bool, ppo: bool) -> String {
     }
     if let Some(l) = args.explore_ladder.filter(|_| ppo) {
         s += &format!("explore_ladder = {l:?}\n");
+    }
+    if let Some(p) = args.explore_ladder_pass.filter(|_| ppo) {
+        s += &format!("explore_ladder_pass = {p:?}\n");
     }
     s
 }
