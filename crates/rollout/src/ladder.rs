@@ -9,10 +9,14 @@
 //! the policy's climb them. A share `env.explore_ladder` of the policy's archive starts is
 //! drawn from the rungs up to the *frontier*, half of them on the frontier itself. Once at
 //! least [`MIN_TRIES`] of the policy's episodes from the frontier were tried and a share
-//! `env.explore_ladder_pass` of them gained an instrument, the frontier moves one rung
-//! further from the goal, so the policy
-//! learns the end of the way first and then starts ever further back, until the start
-//! state's own episodes finish the game. Episodes from a rung last `env.max_steps`, not
+//! `env.explore_ladder_pass` of them gained an instrument, the frontier moves to the next
+//! rung further from the goal, so the policy learns the end of the way first and then starts
+//! ever further back, until the start state's own episodes finish the game.
+//!
+//! The frontier is always a rung with a cell the archive holds a state of: rungs can be
+//! empty (a cell's rung only ever drops, and the first rungs found need not be
+//! consecutive), and the archive drops states past `env.explore_cells`. A frontier on such
+//! a rung would get no episodes to count and would never move again. Episodes from a rung last `env.max_steps`, not
 //! `env.explore_steps`: they are meant to get to the goal.
 //!
 //! Like the archive, the ladder changes only between steps, in env order.
@@ -89,20 +93,30 @@ impl Ladder {
         self.rungs.get(&cell).copied()
     }
 
-    /// Cells, top rung and frontier.
-    pub fn stats(&self) -> LadderStats {
+    /// Cells, top rung and frontier, with the cells `usable` accepts as starts.
+    pub fn stats(&self, usable: impl Fn(Cell) -> bool) -> LadderStats {
         LadderStats {
             cells: self.rungs.len() as u64,
             top: u64::from(self.rungs.values().copied().max().unwrap_or(0)),
-            frontier: u64::from(self.frontier),
+            frontier: u64::from(self.front(&usable).unwrap_or(0)),
             frontier_tries: u64::from(self.tries),
             frontier_wins: u64::from(self.wins),
         }
     }
 
+    /// The frontier in use: the highest rung up to the one cleared so far that has a cell
+    /// `usable` accepts.
+    fn front(&self, usable: impl Fn(Cell) -> bool) -> Option<u32> {
+        self.rungs
+            .iter()
+            .filter(|&(&c, &r)| r <= self.frontier && usable(c))
+            .map(|(_, &r)| r)
+            .max()
+    }
+
     /// Picks a start from the uniform `draw` among the cells `usable` accepts (the archive
-    /// holds their states): half the time on the frontier (or the highest rung below it
-    /// that has a usable cell), else on any rung up to it. `None` when no cell is usable.
+    /// holds their states): half the time on the frontier, else on any rung up to it.
+    /// `None` when no cell is usable.
     pub(crate) fn choose(&self, draw: u64, usable: impl Fn(Cell) -> bool) -> Option<(Cell, u32)> {
         let open: Vec<(Cell, u32)> = self
             .rungs
@@ -120,19 +134,25 @@ impl Ladder {
     }
 
     /// Applies one finished episode's report; `pass` is the frontier's win rate that moves
-    /// it back (`env.explore_ladder_pass`).
-    pub(crate) fn record(&mut self, r: Report, pass: f32) {
+    /// it back (`env.explore_ladder_pass`), `usable` says which cells can be started from.
+    pub(crate) fn record(&mut self, r: Report, pass: f32, usable: impl Fn(Cell) -> bool) {
         if let Some(earned) = r.earned {
             let rung = self.rungs.entry(r.start).or_insert(earned);
             *rung = (*rung).min(earned);
         }
-        if r.climbed == Some(self.frontier) {
+        let front = self.front(&usable);
+        if r.climbed.is_some() && r.climbed == front {
             self.tries += 1;
             self.wins += u32::from(r.won);
-            let top = self.rungs.values().copied().max().unwrap_or(0);
             let passed = f64::from(self.wins) >= f64::from(pass) * f64::from(self.tries);
-            if self.tries >= MIN_TRIES && passed && self.frontier < top {
-                self.frontier += 1;
+            let next = self
+                .rungs
+                .iter()
+                .filter(|&(&c, &r)| Some(r) > front && usable(c))
+                .map(|(_, &r)| r)
+                .min();
+            if let Some(next) = next.filter(|_| self.tries >= MIN_TRIES && passed) {
+                self.frontier = next;
                 (self.tries, self.wins) = (0, 0);
             } else if self.tries >= WINDOW {
                 (self.tries, self.wins) = (self.tries / 2, self.wins / 2);
@@ -158,59 +178,89 @@ mod tests {
 
     #[test]
     fn rungs_keep_their_lowest_and_the_frontier_moves_on_the_pass_rate() {
-        let mut l = Ladder::default();
-        assert!(l.choose(0, |_| true).is_none());
         const HALF: f32 = 0.5;
+        let all = |_: Cell| true;
+        let mut l = Ladder::default();
+        assert!(l.choose(0, all).is_none());
         let report = |x, earned, climbed, won| Report {
             start: cell(x),
             earned,
             climbed,
             won,
         };
-        l.record(report(1, Some(0), None, true), HALF);
-        l.record(report(2, Some(1), None, false), HALF);
-        l.record(report(2, Some(3), None, false), HALF);
+        l.record(report(1, Some(0), None, true), HALF, all);
+        l.record(report(2, Some(1), None, false), HALF, all);
+        l.record(report(2, Some(3), None, false), HALF, all);
         assert_eq!(l.rung(cell(2)), Some(1), "the lowest rung stays");
-        assert_eq!(l.stats().top, 1);
+        assert_eq!(l.stats(all).top, 1);
         // Frontier 0: only rung 0 is drawn, whatever the draw.
         for d in 0..8 {
-            assert_eq!(l.choose(d, |_| true), Some((cell(1), 0)));
+            assert_eq!(l.choose(d, all), Some((cell(1), 0)));
         }
         assert_eq!(l.choose(0, |c| c != cell(1)), None, "no usable cell");
         // Fewer than half of MIN_TRIES won: the frontier stays.
         for i in 0..MIN_TRIES {
-            l.record(report(1, Some(0), Some(0), i % 3 == 0), HALF);
+            l.record(report(1, Some(0), Some(0), i % 3 == 0), HALF, all);
         }
-        let s = l.stats();
+        let s = l.stats(all);
         assert_eq!((s.frontier, s.frontier_tries, s.frontier_wins), (0, 16, 6));
         // The same record passes a lower bar: one more loss, 6 of 17, moves it at 0.2.
         let mut low = l.clone();
-        low.record(report(1, Some(0), Some(0), false), 0.2);
-        let s = low.stats();
+        low.record(report(1, Some(0), Some(0), false), 0.2, all);
+        let s = low.stats(all);
         assert_eq!((s.frontier, s.frontier_tries, s.frontier_wins), (1, 0, 0));
         // Wins from now on: the frontier moves once half of the counted tries won.
         let mut moved_after = 0;
-        while l.stats().frontier == 0 {
-            l.record(report(1, Some(0), Some(0), true), HALF);
+        while l.stats(all).frontier == 0 {
+            l.record(report(1, Some(0), Some(0), true), HALF, all);
             moved_after += 1;
             assert!(moved_after < WINDOW, "the frontier never moved");
         }
-        assert_eq!(l.stats().frontier, 1);
+        assert_eq!(l.stats(all).frontier, 1);
         // Even draws take the frontier rung, odd ones any rung up to it.
-        assert_eq!(l.choose(0, |_| true), Some((cell(2), 1)));
-        let any: Vec<_> = (0..8)
-            .filter_map(|d| l.choose(2 * d + 1, |_| true))
-            .collect();
+        assert_eq!(l.choose(0, all), Some((cell(2), 1)));
+        let any: Vec<_> = (0..8).filter_map(|d| l.choose(2 * d + 1, all)).collect();
         assert!(any.contains(&(cell(1), 0)) && any.contains(&(cell(2), 1)));
         // Not past the top rung, however many wins.
         for _ in 0..2 * MIN_TRIES {
-            l.record(report(2, Some(1), Some(1), true), HALF);
+            l.record(report(2, Some(1), Some(1), true), HALF, all);
         }
-        assert_eq!(l.stats().frontier, 1);
+        assert_eq!(l.stats(all).frontier, 1);
         // Episodes not drawn from the frontier do not count for it.
         let before = l.clone();
-        l.record(report(1, None, Some(0), true), HALF);
-        l.record(report(1, None, None, true), HALF);
+        l.record(report(1, None, Some(0), true), HALF, all);
+        l.record(report(1, None, None, true), HALF, all);
         assert_eq!(l, before);
+    }
+
+    #[test]
+    fn the_frontier_skips_empty_rungs_and_cells_without_a_state() {
+        let all = |_: Cell| true;
+        let report = |x, earned, climbed, won| Report {
+            start: cell(x),
+            earned,
+            climbed,
+            won,
+        };
+        // Rungs 0, 3 and 5: the first rungs found need not be consecutive.
+        let mut l = Ladder::default();
+        l.record(report(1, Some(0), None, true), 0.5, all);
+        l.record(report(4, Some(3), None, false), 0.5, all);
+        l.record(report(6, Some(5), None, false), 0.5, all);
+        for _ in 0..MIN_TRIES {
+            l.record(report(1, None, Some(0), true), 0.5, all);
+        }
+        assert_eq!(l.stats(all).frontier, 3, "rungs 1 and 2 hold no cell");
+        assert_eq!(l.choose(0, all), Some((cell(4), 3)));
+        // The frontier's cell loses its state: the frontier in use is the rung below with
+        // one, its episodes count, and passing there moves to the next rung with one.
+        let stateless = |c: Cell| c != cell(4);
+        assert_eq!(l.stats(stateless).frontier, 0);
+        assert_eq!(l.choose(0, stateless), Some((cell(1), 0)));
+        for _ in 0..MIN_TRIES {
+            l.record(report(1, None, Some(0), true), 0.5, stateless);
+        }
+        assert_eq!(l.stats(stateless).frontier, 5);
+        assert_eq!(l.choose(0, stateless), Some((cell(6), 5)));
     }
 }

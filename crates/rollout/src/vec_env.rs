@@ -463,7 +463,9 @@ impl VecEnv {
                 self.archive.offer(c, self.explore_cells);
             }
             if let Some(r) = slot.report.take() {
-                self.ladder.record(r, self.explore.ladder_pass);
+                let archive = &self.archive;
+                self.ladder
+                    .record(r, self.explore.ladder_pass, |c| archive.holds(c));
             }
         }
     }
@@ -769,7 +771,7 @@ impl VecEnv {
     /// The archive's and the ladder's sizes and reach.
     pub fn explore_stats(&self) -> ArchiveStats {
         ArchiveStats {
-            ladder: self.ladder.stats(),
+            ladder: self.ladder.stats(|c| self.archive.holds(c)),
             ..self.archive.stats()
         }
     }
