@@ -11,7 +11,12 @@
 //! least [`MIN_TRIES`] of the policy's episodes from the frontier were tried and a share
 //! `env.explore_ladder_pass` of them gained an instrument, the frontier moves to the next
 //! rung further from the goal, so the policy learns the end of the way first and then starts
-//! ever further back, until the start state's own episodes finish the game.
+//! ever further back, until the start state's own episodes finish the game. Should the
+//! policy win fewer than a quarter of that share from the frontier over [`WINDOW`] tries,
+//! the frontier falls back to the next rung nearer the goal: otherwise a frontier that
+//! moved on a lucky run would hold most ladder starts where the policy cannot win, and it
+//! forgets the end of the way (the start distribution keeps to starts the policy wins
+//! sometimes but not always, as in reverse curriculum generation).
 //!
 //! The frontier is always a rung with a cell the archive holds a state of: rungs can be
 //! empty (a cell's rung only ever drops, and the first rungs found need not be
@@ -31,8 +36,9 @@ use crate::archive::Cell;
 pub const MIN_TRIES: u32 = 16;
 
 /// The success counts are halved when they reach this many tries, so an old run of
-/// failures does not hold the frontier back for ever.
-const WINDOW: u32 = 64;
+/// failures does not hold the frontier back for ever; a frontier this many tries in with
+/// too few wins falls back a rung.
+pub const WINDOW: u32 = 64;
 
 /// See the module docs.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -151,8 +157,18 @@ impl Ladder {
                 .filter(|&(&c, &r)| Some(r) > front && usable(c))
                 .map(|(_, &r)| r)
                 .min();
+            let failing = f64::from(self.wins) < f64::from(pass) / 4.0 * f64::from(self.tries);
+            let prev = self
+                .rungs
+                .iter()
+                .filter(|&(&c, &r)| Some(r) < front && usable(c))
+                .map(|(_, &r)| r)
+                .max();
             if let Some(next) = next.filter(|_| self.tries >= MIN_TRIES && passed) {
                 self.frontier = next;
+                (self.tries, self.wins) = (0, 0);
+            } else if let Some(prev) = prev.filter(|_| self.tries >= WINDOW && failing) {
+                self.frontier = prev;
                 (self.tries, self.wins) = (0, 0);
             } else if self.tries >= WINDOW {
                 (self.tries, self.wins) = (self.tries / 2, self.wins / 2);
@@ -262,5 +278,30 @@ mod tests {
         }
         assert_eq!(l.stats(stateless).frontier, 5);
         assert_eq!(l.choose(0, stateless), Some((cell(6), 5)));
+        // Too few wins over a window: the frontier falls back to the next rung down with
+        // a held cell (3 has none here), and not below rung 0.
+        for i in 0..WINDOW {
+            l.record(report(6, None, Some(5), i == 0), 0.2, stateless);
+        }
+        let s = l.stats(stateless);
+        assert_eq!(
+            (s.frontier, s.frontier_tries),
+            (0, 0),
+            "1 of 64 is under 0.2 / 4"
+        );
+        for _ in 0..2 * WINDOW {
+            l.record(report(1, None, Some(0), false), 0.2, stateless);
+        }
+        assert_eq!(l.stats(stateless).frontier, 0);
+        // Enough wins (4 of 64, over 0.2 / 4 of them) keep it there; the counts halve.
+        let mut k = Ladder::default();
+        k.record(report(1, Some(0), None, true), 0.2, all);
+        k.record(report(4, Some(1), None, false), 0.2, all);
+        k.frontier = 1;
+        for i in 0..WINDOW {
+            k.record(report(4, None, Some(1), i % 16 == 0), 0.2, all);
+        }
+        let s = k.stats(all);
+        assert_eq!((s.frontier, s.frontier_tries, s.frontier_wins), (1, 32, 2));
     }
 }

@@ -122,6 +122,11 @@ struct Inner {
     explore_states: Gauge,
     explore_state_bytes: Gauge,
     explore_progress: Gauge,
+    explore_ladder_cells: Gauge,
+    explore_ladder_top: Gauge,
+    explore_ladder_frontier: Gauge,
+    explorer_episodes: Counter,
+    explorer_instrument_episodes: Counter,
     reward: Family<RewardLabels, FCounter>,
     segments_written: Counter,
     segment_bytes: Counter,
@@ -250,6 +255,36 @@ impl Metrics {
             "explore_progress",
             "The most world progress (chests opened, doors unlocked, switches pressed) any Go-Explore archive cell holds, over rollout workers",
             explore_progress.clone(),
+        );
+        let explore_ladder_cells = Gauge::default();
+        r.register(
+            "explore_ladder_cells",
+            "Archive cells on the goal ladder (env.explore_ladder), summed over rollout workers",
+            explore_ladder_cells.clone(),
+        );
+        let explore_ladder_top = Gauge::default();
+        r.register(
+            "explore_ladder_top_rung",
+            "The goal ladder's highest rung (archive returns from gaining an instrument), over rollout workers",
+            explore_ladder_top.clone(),
+        );
+        let explore_ladder_frontier = Gauge::default();
+        r.register(
+            "explore_ladder_frontier_rung",
+            "The goal ladder's frontier: the furthest rung from the goal the policy's ladder starts are drawn from, over rollout workers",
+            explore_ladder_frontier.clone(),
+        );
+        let explorer_episodes = Counter::default();
+        r.register(
+            "explorer_episodes",
+            "Finished episodes of the random explorers (env.explorers), counted at the end of each burst",
+            explorer_episodes.clone(),
+        );
+        let explorer_instrument_episodes = Counter::default();
+        r.register(
+            "explorer_instrument_episodes",
+            "Explorers' finished episodes that gained an instrument, counted at the end of each burst",
+            explorer_instrument_episodes.clone(),
         );
         let reward = Family::<RewardLabels, FCounter>::default();
         r.register(
@@ -421,6 +456,11 @@ impl Metrics {
                 explore_states,
                 explore_state_bytes,
                 explore_progress,
+                explore_ladder_cells,
+                explore_ladder_top,
+                explore_ladder_frontier,
+                explorer_episodes,
+                explorer_instrument_episodes,
                 reward,
                 segments_written,
                 segment_bytes,
@@ -498,6 +538,22 @@ impl Metrics {
         self.inner.explore_states.set(g(states));
         self.inner.explore_state_bytes.set(g(state_bytes));
         self.inner.explore_progress.set(g(progress));
+    }
+
+    /// The goal ladder now: cells on it (summed over rollout workers), its top rung and
+    /// its frontier rung (the most of any worker).
+    pub fn explore_ladder(&self, cells: u64, top: u64, frontier: u64) {
+        let g = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        self.inner.explore_ladder_cells.set(g(cells));
+        self.inner.explore_ladder_top.set(g(top));
+        self.inner.explore_ladder_frontier.set(g(frontier));
+    }
+
+    /// `episodes` more explorer episodes finished, `instrument` of them gaining an
+    /// instrument.
+    pub fn explorer_episodes(&self, episodes: u64, instrument: u64) {
+        self.inner.explorer_episodes.inc_by(episodes);
+        self.inner.explorer_instrument_episodes.inc_by(instrument);
     }
 
     /// One step's (or many steps' summed) weighted reward components, in
@@ -760,6 +816,8 @@ mod tests {
             "zelda_rl_hud_clients",
             "zelda_rl_explore_cells",
             "zelda_rl_explore_state_bytes",
+            "zelda_rl_explore_ladder_frontier_rung",
+            "zelda_rl_explorer_episodes_total",
         ] {
             assert!(
                 names.iter().any(|n| n == want),
@@ -799,8 +857,16 @@ mod tests {
         });
         m.segment_written(1234);
         m.explore_archive(326, 300, 912_345, 3);
+        m.explore_ladder(40, 7, 2);
+        m.explorer_episodes(12, 3);
+        m.explorer_episodes(5, 0);
         let text = m.encode();
         for line in [
+            "zelda_rl_explore_ladder_cells 40",
+            "zelda_rl_explore_ladder_top_rung 7",
+            "zelda_rl_explore_ladder_frontier_rung 2",
+            "zelda_rl_explorer_episodes_total 17",
+            "zelda_rl_explorer_instrument_episodes_total 3",
             "zelda_rl_explore_cells 326",
             "zelda_rl_explore_states 300",
             "zelda_rl_explore_state_bytes 912345",

@@ -97,11 +97,13 @@ impl UpdateReport {
         }
     }
 
-    /// Sets the learner's and the exploration archive's Prometheus metrics.
+    /// Sets the learner's, the exploration archive's and the goal ladder's Prometheus
+    /// metrics.
     pub fn record_metrics(&self, metrics: &telemetry::Metrics) {
         metrics.learner_update(&self.learner_stats());
         let a = self.archive;
         metrics.explore_archive(a.cells, a.states, a.state_bytes, a.progress);
+        metrics.explore_ladder(a.ladder.cells, a.ladder.top, a.ladder.frontier);
     }
 
     /// The update's TensorBoard scalars (step: env steps so far).
@@ -224,10 +226,11 @@ pub struct BurstSummary {
 }
 
 impl BurstSummary {
-    /// Counts the burst's segments (and their bytes) and its evaluation's outcomes in
-    /// `metrics`.
+    /// Counts the burst's segments (and their bytes), its explorers' episodes and its
+    /// evaluation's outcomes in `metrics`.
     pub fn record_metrics(&self, metrics: &telemetry::Metrics) {
         metrics.segments_written(self.segments_written, self.segment_bytes);
+        metrics.explorer_episodes(self.explorer_episodes, self.explorer_instrument_episodes);
         if let Some(e) = &self.evaluation {
             for (outcome, n) in [
                 ("ok", e.ok),

@@ -76,10 +76,10 @@ pub struct EnvConfig {
     #[serde(skip_serializing_if = "is_zero")]
     pub explore_ladder: f32,
     /// Share (0..=1] of the policy's episodes from the ladder's frontier rung that must
-    /// gain an instrument before the frontier moves one rung back. Low by default: the
-    /// rungs below the frontier keep being practised, so a frontier that moves early costs
-    /// little, while one that waits for a high rate can stall for the whole run. Left out
-    /// of the serialized config when at its default.
+    /// gain an instrument before the frontier moves one rung back; below a quarter of it
+    /// over 64 tries, the frontier falls back a rung. Low by default: a frontier that
+    /// waits for a high rate can stall for the whole run, and one that moved too early
+    /// falls back. Left out of the serialized config when at its default.
     #[serde(skip_serializing_if = "is_default_ladder_pass")]
     pub explore_ladder_pass: f32,
 }
