@@ -21,8 +21,10 @@
 //! The frontier is always a rung with a cell the archive holds a state of: rungs can be
 //! empty (a cell's rung only ever drops, and the first rungs found need not be
 //! consecutive), and the archive drops states past `env.explore_cells`. A frontier on such
-//! a rung would get no episodes to count and would never move again. Episodes from a rung last `env.max_steps`, not
-//! `env.explore_steps`: they are meant to get to the goal.
+//! a rung would get no episodes to count and would never move again.
+//!
+//! Episodes from a rung last `env.max_steps`, not `env.explore_steps`: they are meant to
+//! get to the goal.
 //!
 //! Like the archive, the ladder changes only between steps, in env order.
 
@@ -113,11 +115,20 @@ impl Ladder {
     /// The frontier in use: the highest rung up to the one cleared so far that has a cell
     /// `usable` accepts.
     fn front(&self, usable: impl Fn(Cell) -> bool) -> Option<u32> {
+        self.usable_rungs(usable)
+            .filter(|&r| r <= self.frontier)
+            .max()
+    }
+
+    /// The rung of every cell `usable` accepts.
+    fn usable_rungs<'a>(
+        &'a self,
+        usable: impl Fn(Cell) -> bool + 'a,
+    ) -> impl Iterator<Item = u32> + 'a {
         self.rungs
             .iter()
-            .filter(|&(&c, &r)| r <= self.frontier && usable(c))
+            .filter(move |&(&c, _)| usable(c))
             .map(|(_, &r)| r)
-            .max()
     }
 
     /// Picks a start from the uniform `draw` among the cells `usable` accepts (the archive
@@ -151,24 +162,21 @@ impl Ladder {
             self.tries += 1;
             self.wins += u32::from(r.won);
             let passed = f64::from(self.wins) >= f64::from(pass) * f64::from(self.tries);
-            let next = self
-                .rungs
-                .iter()
-                .filter(|&(&c, &r)| Some(r) > front && usable(c))
-                .map(|(_, &r)| r)
-                .min();
             let failing = f64::from(self.wins) < f64::from(pass) / 4.0 * f64::from(self.tries);
-            let prev = self
-                .rungs
-                .iter()
-                .filter(|&(&c, &r)| Some(r) < front && usable(c))
-                .map(|(_, &r)| r)
-                .max();
-            if let Some(next) = next.filter(|_| self.tries >= MIN_TRIES && passed) {
-                self.frontier = next;
-                (self.tries, self.wins) = (0, 0);
-            } else if let Some(prev) = prev.filter(|_| self.tries >= WINDOW && failing) {
-                self.frontier = prev;
+            // The next rung back on a pass, the next one nearer the goal when failing.
+            let moved = if self.tries >= MIN_TRIES && passed {
+                self.usable_rungs(&usable)
+                    .filter(|&r| Some(r) > front)
+                    .min()
+            } else if self.tries >= WINDOW && failing {
+                self.usable_rungs(&usable)
+                    .filter(|&r| Some(r) < front)
+                    .max()
+            } else {
+                None
+            };
+            if let Some(rung) = moved {
+                self.frontier = rung;
                 (self.tries, self.wins) = (0, 0);
             } else if self.tries >= WINDOW {
                 (self.tries, self.wins) = (self.tries / 2, self.wins / 2);
