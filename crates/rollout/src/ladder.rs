@@ -2,24 +2,30 @@
 //! robustification phase trains a policy from its archive's trajectories) over the cells of
 //! the exploration archive.
 //!
-//! An archive start is a cell, not a step of one demonstration, so the rungs are cells too.
-//! A cell is on rung 0 once an episode started from it gains an instrument (the game's goal
-//! in mini-zelda), and on rung `k + 1` once an episode started from it stands on a cell of
-//! rung `k`; a cell keeps the lowest rung it has earned. Explorers' episodes find the rungs;
-//! the policy's climb them. A share `env.explore_ladder` of the policy's archive starts is
-//! drawn from the rungs up to the *frontier*, half of them on the frontier itself. Once at
-//! least [`MIN_TRIES`] of the policy's episodes from the frontier were tried and a share
-//! `env.explore_ladder_pass` of them gained an instrument, the frontier moves to the next
-//! rung further from the goal, so the policy learns the end of the way first and then starts
-//! ever further back, until the start state's own episodes finish the game. Should the
-//! policy win fewer than a quarter of that share from the frontier over [`WINDOW`] tries,
-//! the frontier falls back to the next rung nearer the goal: otherwise a frontier that
-//! moved on a lucky run would hold most ladder starts where the policy cannot win, and it
-//! forgets the end of the way (the start distribution keeps to starts the policy wins
-//! sometimes but not always, as in reverse curriculum generation).
+//! An archive start is a cell, not a step of one demonstration, so the ladder counts for each
+//! cell the fewest steps to the goal (an instrument, in mini-zelda) any episode has shown
+//! from it: an episode that gains an instrument after `n` more steps, or stands `n` steps on
+//! on a cell the ladder already counts `m` steps from, shows `n` (or `n + m`) for every cell
+//! it stood on before. Rungs are those counts cut into `env.explore_ladder_rung` steps: rung
+//! `k` holds the cells `k * rung` to `(k + 1) * rung - 1` steps from the goal. Explorers'
+//! episodes find the counts; the policy's climb the rungs. A share `env.explore_ladder` of
+//! the policy's archive starts is drawn from the rungs up to the *frontier*, half of them on
+//! the frontier itself. Once at least [`MIN_TRIES`] of the policy's episodes from the
+//! frontier were tried and a share `env.explore_ladder_pass` of them gained an instrument,
+//! the frontier moves to the next rung further from the goal, so the policy learns the end of
+//! the way first and then starts ever further back, until the start state's own episodes
+//! finish the game. Should the policy win fewer than a quarter of that share from the
+//! frontier over [`WINDOW`] tries, the frontier falls back to the next rung nearer the goal:
+//! otherwise a frontier that moved on a lucky run would hold most ladder starts where the
+//! policy cannot win, and it forgets the end of the way (the start distribution keeps to
+//! starts the policy wins sometimes but not always, as in reverse curriculum generation).
+//!
+//! Counting steps, not archive returns, keeps the rungs fine: a cell one return from the goal
+//! can be a whole random walk (`env.explore_steps`) from it, further than the policy learns
+//! to go in one move of the frontier.
 //!
 //! The frontier is always a rung with a cell the archive holds a state of: rungs can be
-//! empty (a cell's rung only ever drops, and the first rungs found need not be
+//! empty (a cell's count only ever drops, and the first counts found need not be
 //! consecutive), and the archive drops states past `env.explore_cells`. A frontier on such
 //! a rung would get no episodes to count and would never move again.
 //!
@@ -45,13 +51,18 @@ pub const WINDOW: u32 = 64;
 /// See the module docs.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Ladder {
-    rungs: BTreeMap<Cell, u32>,
+    /// Per cell: the fewest steps to the goal shown from it.
+    steps: BTreeMap<Cell, u32>,
     frontier: u32,
     tries: u32,
     wins: u32,
+    /// `env.explore_ladder_rung`, from the config (0 reads as 1).
+    #[serde(skip)]
+    width: u32,
 }
 
-/// How far the ladder reaches, for metrics and summaries.
+/// How far the ladder reaches, for metrics and summaries (rungs are
+/// `env.explore_ladder_rung` steps wide).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LadderStats {
     /// Cells on some rung.
@@ -78,12 +89,10 @@ impl std::ops::AddAssign for LadderStats {
 }
 
 /// What one finished episode tells the ladder.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Report {
-    /// The archive cell it started from.
-    pub(crate) start: Cell,
-    /// The rung that cell earned (`None`: none).
-    pub(crate) earned: Option<u32>,
+    /// Cells it stood on with the steps to the goal it showed from them ([`Ladder::found`]).
+    pub(crate) found: Vec<(Cell, u32)>,
     /// The rung it was drawn from, for a policy's ladder start.
     pub(crate) climbed: Option<u32>,
     /// It gained an instrument.
@@ -91,21 +100,69 @@ pub(crate) struct Report {
 }
 
 impl Ladder {
+    /// An empty ladder with rungs `width` steps wide (`env.explore_ladder_rung`).
+    pub fn new(width: u32) -> Self {
+        Self {
+            width,
+            ..Self::default()
+        }
+    }
+
+    /// Sets the rung width after a restore (the snapshot leaves it to the config).
+    pub(crate) fn set_width(&mut self, width: u32) {
+        self.width = width;
+    }
+
     /// No cell on any rung yet.
     pub fn is_empty(&self) -> bool {
-        self.rungs.is_empty()
+        self.steps.is_empty()
+    }
+
+    /// The fewest steps to the goal shown from `cell`, if any.
+    pub fn steps(&self, cell: Cell) -> Option<u32> {
+        self.steps.get(&cell).copied()
     }
 
     /// The rung of `cell`, if it is on the ladder.
     pub fn rung(&self, cell: Cell) -> Option<u32> {
-        self.rungs.get(&cell).copied()
+        self.steps(cell).map(|n| self.rung_of(n))
+    }
+
+    fn rung_of(&self, steps: u32) -> u32 {
+        steps / self.width.max(1)
+    }
+
+    /// What an episode shows: for each cell of its `path` (where it stood before its first
+    /// step and after each one, `None` where it was not in a cell), the fewest steps to the
+    /// goal from there, by this episode's own steps to its end when it `won` with its last
+    /// step, or on to a cell the ladder counts. The last entry of a won episode's path is
+    /// the goal itself and is not counted. Cells with no way to the goal shown are left out.
+    pub(crate) fn found(&self, path: &[Option<Cell>], won: bool) -> Vec<(Cell, u32)> {
+        let (mut to_goal, counted) = match path.split_last() {
+            Some((_, before)) if won => (Some(0), before),
+            _ => (None, path),
+        };
+        let mut found = Vec::new();
+        for c in counted.iter().rev() {
+            // One step further from the goal than the entry after it.
+            to_goal = to_goal.map(|n: u32| n + 1);
+            if let Some(c) = *c {
+                if let Some(n) = self.steps(c) {
+                    to_goal = Some(to_goal.map_or(n, |g| g.min(n)));
+                }
+                if let Some(n) = to_goal {
+                    found.push((c, n));
+                }
+            }
+        }
+        found
     }
 
     /// Cells, top rung and frontier, with the cells `usable` accepts as starts.
     pub fn stats(&self, usable: impl Fn(Cell) -> bool) -> LadderStats {
         LadderStats {
-            cells: self.rungs.len() as u64,
-            top: u64::from(self.rungs.values().copied().max().unwrap_or(0)),
+            cells: self.steps.len() as u64,
+            top: u64::from(self.rung_of(self.steps.values().copied().max().unwrap_or(0))),
             frontier: u64::from(self.front(&usable).unwrap_or(0)),
             frontier_tries: u64::from(self.tries),
             frontier_wins: u64::from(self.wins),
@@ -125,10 +182,10 @@ impl Ladder {
         &'a self,
         usable: impl Fn(Cell) -> bool + 'a,
     ) -> impl Iterator<Item = u32> + 'a {
-        self.rungs
+        self.steps
             .iter()
             .filter(move |&(&c, _)| usable(c))
-            .map(|(_, &r)| r)
+            .map(|(_, &n)| self.rung_of(n))
     }
 
     /// Picks a start from the uniform `draw` among the cells `usable` accepts (the archive
@@ -136,10 +193,10 @@ impl Ladder {
     /// `None` when no cell is usable.
     pub(crate) fn choose(&self, draw: u64, usable: impl Fn(Cell) -> bool) -> Option<(Cell, u32)> {
         let open: Vec<(Cell, u32)> = self
-            .rungs
+            .steps
             .iter()
-            .filter(|&(&c, &r)| r <= self.frontier && usable(c))
-            .map(|(&c, &r)| (c, r))
+            .map(|(&c, &n)| (c, self.rung_of(n)))
+            .filter(|&(c, r)| r <= self.frontier && usable(c))
             .collect();
         let top = open.iter().map(|&(_, r)| r).max()?;
         let pool: Vec<(Cell, u32)> = if draw & 1 == 0 {
@@ -153,9 +210,9 @@ impl Ladder {
     /// Applies one finished episode's report; `pass` is the frontier's win rate that moves
     /// it back (`env.explore_ladder_pass`), `usable` says which cells can be started from.
     pub(crate) fn record(&mut self, r: Report, pass: f32, usable: impl Fn(Cell) -> bool) {
-        if let Some(earned) = r.earned {
-            let rung = self.rungs.entry(r.start).or_insert(earned);
-            *rung = (*rung).min(earned);
+        for (cell, n) in r.found {
+            let steps = self.steps.entry(cell).or_insert(n);
+            *steps = (*steps).min(n);
         }
         let front = self.front(&usable);
         if r.climbed.is_some() && r.climbed == front {
@@ -206,9 +263,8 @@ mod tests {
         let all = |_: Cell| true;
         let mut l = Ladder::default();
         assert!(l.choose(0, all).is_none());
-        let report = |x, earned, climbed, won| Report {
-            start: cell(x),
-            earned,
+        let report = |x, earned: Option<u32>, climbed, won| Report {
+            found: earned.map(|n| vec![(cell(x), n)]).unwrap_or_default(),
             climbed,
             won,
         };
@@ -260,9 +316,8 @@ mod tests {
     #[test]
     fn the_frontier_skips_empty_rungs_and_cells_without_a_state() {
         let all = |_: Cell| true;
-        let report = |x, earned, climbed, won| Report {
-            start: cell(x),
-            earned,
+        let report = |x, earned: Option<u32>, climbed, won| Report {
+            found: earned.map(|n| vec![(cell(x), n)]).unwrap_or_default(),
             climbed,
             won,
         };
@@ -311,5 +366,62 @@ mod tests {
         }
         let s = k.stats(all);
         assert_eq!((s.frontier, s.frontier_tries, s.frontier_wins), (1, 32, 2));
+    }
+
+    #[test]
+    fn an_episode_shows_the_steps_to_the_goal_from_every_cell_it_stood_on() {
+        let mut l = Ladder::new(4);
+        // Stood on 1, 2, 2, 3, then the goal: 4, 3, 2 and 1 steps from it; a cell keeps
+        // the fewest shown, and where the episode was in no cell nothing is counted.
+        let won = [
+            Some(cell(1)),
+            Some(cell(2)),
+            None,
+            Some(cell(2)),
+            Some(cell(3)),
+            Some(cell(9)),
+        ];
+        let found = l.found(&won, true);
+        assert_eq!(
+            found,
+            vec![(cell(3), 1), (cell(2), 2), (cell(2), 4), (cell(1), 5)]
+        );
+        assert!(
+            l.found(&won, false).is_empty(),
+            "no goal, no cell counted yet"
+        );
+        l.record(
+            Report {
+                found,
+                climbed: None,
+                won: true,
+            },
+            0.2,
+            |_| true,
+        );
+        assert_eq!(
+            [1, 2, 3, 9].map(|x| l.steps(cell(x))),
+            [Some(5), Some(2), Some(1), None]
+        );
+        // Rungs are 4 steps wide: cell 1 is on rung 1, the others on rung 0.
+        assert_eq!(
+            [1, 2, 3].map(|x| l.rung(cell(x))),
+            [Some(1), Some(0), Some(0)]
+        );
+        assert_eq!(l.stats(|_| true).top, 1);
+        // Reaching a counted cell shows the way on from there: 3 steps to cell 2 (2 from
+        // the goal), and cell 1, passed on the way, keeps its 5.
+        let on = [
+            Some(cell(4)),
+            Some(cell(1)),
+            Some(cell(5)),
+            Some(cell(2)),
+            Some(cell(6)),
+        ];
+        assert_eq!(
+            l.found(&on, false),
+            vec![(cell(2), 2), (cell(5), 3), (cell(1), 4), (cell(4), 5)]
+        );
+        assert!(l.found(&[], true).is_empty());
     }
 }

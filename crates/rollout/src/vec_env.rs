@@ -32,8 +32,10 @@ pub enum VecEnvError {
 /// Version of the [`VecEnv::snapshot`] encoding. Version 2 appends [`ExploreSnapshot`]
 /// to version 1's bytes, so version 1 snapshots still load (with an empty archive);
 /// version 3 adds the world's progress to each archive cell (version 2 cells load with
-/// progress 0); version 4 appends [`LadderSnapshot`] (version 3 loads with an empty ladder).
-const SNAPSHOT_VERSION: u32 = 4;
+/// progress 0); version 4 appends [`LadderSnapshot`] (version 3 loads with an empty ladder);
+/// version 5's ladder counts steps to the goal, not archive returns, so a version 4 ladder
+/// loads empty (its episodes' ladder starts are kept).
+const SNAPSHOT_VERSION: u32 = 5;
 
 #[derive(Serialize, Deserialize)]
 struct VecSnapshot {
@@ -51,10 +53,20 @@ struct ExploreSnapshot {
     starts: Vec<(Option<Cell>, u32)>,
 }
 
-/// The goal ladder and each slot's place on it (version 4).
+/// The goal ladder and each slot's place on it (version 5).
 #[derive(Serialize, Deserialize, Default)]
 struct LadderSnapshot {
     ladder: Ladder,
+    /// Per slot: the rung its episode started on and the cells it has stood on.
+    slots: Vec<(Option<u32>, Vec<Option<Cell>>)>,
+}
+
+/// [`LadderSnapshot`] as version 4 wrote it: rungs counted archive returns.
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+struct LadderSnapshotV4 {
+    #[allow(dead_code)] // read to check the bytes, then dropped
+    ladder: (std::collections::BTreeMap<Cell, u32>, u32, u32, u32),
     /// Per slot: the rung its episode started on and the lowest rung it has stood on.
     slots: Vec<(Option<u32>, Option<u32>)>,
 }
@@ -142,8 +154,9 @@ struct Slot {
     visited: Option<Cell>,
     /// The ladder rung this episode started on (`None`: not a ladder start).
     ladder_start: Option<u32>,
-    /// The lowest ladder rung this episode has stood on.
-    lowest_rung: Option<u32>,
+    /// Where this episode stood, before its first step and after each one (only while the
+    /// ladder is on): what it shows the ladder when it ends.
+    path: Vec<Option<Cell>>,
     /// What this step's finished episode tells the ladder, to apply after the step.
     report: Option<ladder::Report>,
 }
@@ -186,7 +199,7 @@ impl Slot {
         } else {
             None
         };
-        self.lowest_rung = None;
+        self.path.clear();
         match start {
             Some((start, rung)) => {
                 self.env
@@ -245,6 +258,8 @@ struct Explore {
     ladder: f32,
     /// `env.explore_ladder_pass`: the frontier's win rate that moves it back.
     ladder_pass: f32,
+    /// `env.explore_ladder_rung`: steps to the goal per rung.
+    ladder_rung: u32,
 }
 
 impl Explore {
@@ -353,7 +368,7 @@ impl VecEnv {
                 chosen: None,
                 visited: None,
                 ladder_start: None,
-                lowest_rung: None,
+                path: Vec::new(),
                 report: None,
             })
             .collect();
@@ -384,12 +399,13 @@ impl VecEnv {
             episodes: Vec::new(),
             explorer_episodes: Vec::new(),
             archive: Archive::default(),
-            ladder: Ladder::default(),
+            ladder: Ladder::new(env_cfg.explore_ladder_rung),
             explore: Explore {
                 resets: env_cfg.explore_resets,
                 level_weight: env_cfg.explore_level_weight,
                 ladder: env_cfg.explore_ladder,
                 ladder_pass: env_cfg.explore_ladder_pass,
+                ladder_rung: env_cfg.explore_ladder_rung,
             },
             explore_cells: env_cfg.explore_cells as usize,
             novelty: reward_cfg.novelty,
@@ -518,10 +534,18 @@ impl VecEnv {
             } else {
                 None
             };
+            if ladder_on && slot.path.is_empty() {
+                let start = slot.cell();
+                slot.path.push(start);
+            }
             let out = slot.env.step(action);
-            let cell = if archive_on { slot.cell() } else { None };
-            if let Some(rung) = cell.and_then(|c| ladder_ref.rung(c)) {
-                slot.lowest_rung = Some(slot.lowest_rung.map_or(rung, |r| r.min(rung)));
+            let cell = if archive_on || ladder_on {
+                slot.cell()
+            } else {
+                None
+            };
+            if ladder_on {
+                slot.path.push(cell);
             }
             let mut components = out.reward.components;
             if let Some(cell) = cell.filter(|_| novelty != 0.0) {
@@ -573,17 +597,12 @@ impl VecEnv {
                     start_cell: slot.start_cell,
                     ladder_rung: slot.ladder_start,
                 });
-                if let Some(start) = slot.start_cell.filter(|_| ladder_on) {
+                if let Some(Some(start)) = slot.path.first().copied().filter(|_| ladder_on) {
                     let won = slot.env.state().instrument_count() > u32::from(start.instruments);
-                    let earned = if won {
-                        Some(0)
-                    } else {
-                        slot.lowest_rung.map(|r| r + 1)
-                    };
-                    if earned.is_some() || slot.ladder_start.is_some() {
+                    let found = ladder_ref.found(&slot.path, won);
+                    if !found.is_empty() || slot.ladder_start.is_some() {
                         slot.report = Some(ladder::Report {
-                            start,
-                            earned,
+                            found,
                             climbed: slot.ladder_start,
                             won,
                         });
@@ -646,7 +665,7 @@ impl VecEnv {
             slots: self
                 .slots
                 .iter()
-                .map(|s| (s.ladder_start, s.lowest_rung))
+                .map(|s| (s.ladder_start, s.path.clone()))
                 .collect(),
         };
         let mut bytes = postcard::to_allocvec(&snap).expect("snapshot serialises");
@@ -669,6 +688,12 @@ impl VecEnv {
                 .into(),
             3 => postcard::from_bytes(rest).map_err(unreadable)?,
             4 => {
+                let (explore, rest) = postcard::take_from_bytes(rest).map_err(unreadable)?;
+                let v4: LadderSnapshotV4 = postcard::from_bytes(rest).map_err(unreadable)?;
+                ladder.slots = v4.slots.into_iter().map(|(s, _)| (s, Vec::new())).collect();
+                explore
+            }
+            5 => {
                 let (explore, rest) = postcard::take_from_bytes(rest).map_err(unreadable)?;
                 ladder = postcard::from_bytes(rest).map_err(unreadable)?;
                 explore
@@ -734,8 +759,7 @@ impl VecEnv {
         for (i, (slot, s)) in self.slots.iter_mut().zip(snap.slots).enumerate() {
             (slot.start_cell, slot.start_depth) =
                 explore.starts.get(i).copied().unwrap_or((None, 0));
-            (slot.ladder_start, slot.lowest_rung) =
-                ladder.slots.get(i).copied().unwrap_or((None, None));
+            (slot.ladder_start, slot.path) = ladder.slots.get(i).cloned().unwrap_or_default();
             slot.env.restore(&s.env)?;
             slot.env
                 .set_explore_limit(slot.start_cell.is_some() && slot.ladder_start.is_none());
@@ -749,6 +773,7 @@ impl VecEnv {
         }
         self.archive = explore.archive;
         self.ladder = ladder.ladder;
+        self.ladder.set_width(self.explore.ladder_rung);
         self.run(|slot, obs| {
             if let Some((fr, fe)) = obs {
                 slot.env.write_observation(fr, fe);
@@ -977,6 +1002,27 @@ mod tests {
         c.restore(&with(&old)).unwrap();
         assert_eq!(c.snapshot(), now);
         assert!(c.ladder().is_empty());
+        // Version 4: a ladder of returns, not steps, so it loads empty; its slots' ladder
+        // starts are kept.
+        old.version = 4;
+        let mut v4 = with(&old);
+        old.version = 3;
+        let mut rungs = std::collections::BTreeMap::new();
+        rungs.insert(a.slots[0].cell().unwrap(), 2);
+        v4.extend(
+            postcard::to_allocvec(&LadderSnapshotV4 {
+                ladder: (rungs, 1, 5, 2),
+                slots: vec![(Some(1), Some(0)); a.slots.len()],
+            })
+            .unwrap(),
+        );
+        c.restore(&v4).unwrap();
+        assert!(c.ladder().is_empty());
+        assert!(c.slots.iter().all(|s| s.ladder_start == Some(1)));
+        let mut bad = v4.clone();
+        bad.truncate(v4.len() - 1);
+        let err = c.restore(&bad).unwrap_err().to_string();
+        assert!(err.contains("unreadable"), "{err}");
         for s in &mut old.slots {
             s.episode_components.pop();
         }

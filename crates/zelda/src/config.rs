@@ -68,11 +68,11 @@ pub struct EnvConfig {
     #[serde(skip_serializing_if = "is_zero_u32")]
     pub explorers: u32,
     /// Share (0..=1) of the policy's archive starts drawn from the goal ladder: the
-    /// backward algorithm over the archive's cells (rung 0: an episode from the cell gained
-    /// an instrument; rung k+1: one from it reached a rung-k cell), starting next to the
-    /// goal and moving back a rung once `explore_ladder_pass` of the policy's episodes
-    /// from the frontier win. Needs `explore_resets` above 0. Left out of the serialized
-    /// config when 0.
+    /// backward algorithm over the archive's cells (each cell counts the fewest steps to an
+    /// instrument any episode showed from it; rung k: `k * explore_ladder_rung` to
+    /// `(k + 1) * explore_ladder_rung - 1` steps), starting next to the goal and moving
+    /// back a rung once `explore_ladder_pass` of the policy's episodes from the frontier
+    /// win. Needs `explore_resets` above 0. Left out of the serialized config when 0.
     #[serde(skip_serializing_if = "is_zero")]
     pub explore_ladder: f32,
     /// Share (0..=1] of the policy's episodes from the ladder's frontier rung that must
@@ -82,10 +82,22 @@ pub struct EnvConfig {
     /// falls back. Left out of the serialized config when at its default.
     #[serde(skip_serializing_if = "is_default_ladder_pass")]
     pub explore_ladder_pass: f32,
+    /// Steps to the goal per rung of the goal ladder (at least 1): how far back the
+    /// frontier moves at a time. Left out of the serialized config when at its default.
+    #[serde(skip_serializing_if = "is_default_ladder_rung")]
+    pub explore_ladder_rung: u32,
 }
 
 /// The default `env.explore_ladder_pass`.
 pub const DEFAULT_LADDER_PASS: f32 = 0.2;
+
+/// The default `env.explore_ladder_rung`: a few steps (at the default frame skip, each a
+/// cell or two of walking), so one move of the frontier asks little more of the policy.
+pub const DEFAULT_LADDER_RUNG: u32 = 4;
+
+fn is_default_ladder_rung(n: &u32) -> bool {
+    *n == DEFAULT_LADDER_RUNG
+}
 
 fn is_default_ladder_pass(x: &f32) -> bool {
     *x == DEFAULT_LADDER_PASS
@@ -170,6 +182,7 @@ impl Default for EnvConfig {
             explorers: 0,
             explore_ladder: 0.0,
             explore_ladder_pass: DEFAULT_LADDER_PASS,
+            explore_ladder_rung: DEFAULT_LADDER_RUNG,
         }
     }
 }
@@ -246,6 +259,9 @@ impl EnvConfig {
                 "env.explore_ladder_pass must be in (0, 1], got {}",
                 self.explore_ladder_pass
             ));
+        }
+        if self.explore_ladder_rung == 0 {
+            return Err("env.explore_ladder_rung must be at least 1 step, got 0".into());
         }
         if self.explorers > 1020 {
             return Err(format!(
@@ -433,6 +449,15 @@ mod tests {
             let err = cfg.validate().unwrap_err();
             assert!(err.contains("env.explore_ladder_pass"), "{err}");
         }
+        let cfg = EnvConfig {
+            explore_ladder_rung: 0,
+            ..Default::default()
+        };
+        assert!(
+            cfg.validate()
+                .unwrap_err()
+                .contains("env.explore_ladder_rung")
+        );
         for good in [1e-30, 0.1, 1.0] {
             let cfg = EnvConfig {
                 explore_level_weight: good,
@@ -464,6 +489,12 @@ mod tests {
         })
         .unwrap();
         assert!(json.contains(r#""explore_ladder_pass":0.5"#), "{json}");
+        let json = serde_json::to_string(&EnvConfig {
+            explore_ladder_rung: 2,
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(json.contains(r#""explore_ladder_rung":2"#), "{json}");
         let cfg: EnvConfig = serde_json::from_str(r#"{"model": "cgb"}"#).unwrap();
         assert_eq!(cfg.model, HardwareChoice::Cgb);
         assert!(

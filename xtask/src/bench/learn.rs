@@ -69,6 +69,10 @@ pub struct Args {
     /// [default: the config's, 0.2].
     #[arg(long)]
     explore_ladder_pass: Option<f32>,
+    /// Steps to the goal per rung of the goal ladder (`env.explore_ladder_rung`)
+    /// [default: the config's, 4].
+    #[arg(long)]
+    explore_ladder_rung: Option<u32>,
     /// Save state every episode starts from instead of power-on (`zelda-rl emu run
     /// --save-state`); the curves then measure the rest of the game from there.
     #[arg(long)]
@@ -190,6 +194,9 @@ pub fn run(args: &Args) -> Result<()> {
         .is_some_and(|p| !(p > 0.0 && p <= 1.0))
     {
         bail!("--explore-ladder-pass must be in (0, 1]");
+    }
+    if args.explore_ladder_rung == Some(0) {
+        bail!("--explore-ladder-rung must be at least 1");
     }
     if args.explorers.is_some_and(|n| n > 1020) {
         bail!("--explorers must be at most 1020");
@@ -428,6 +435,9 @@ fn env_table(args: &Args, explore: bool, ppo: bool) -> String {
     }
     if let Some(p) = args.explore_ladder_pass.filter(|_| ppo) {
         s += &format!("explore_ladder_pass = {p:?}\n");
+    }
+    if let Some(n) = args.explore_ladder_rung.filter(|_| ppo) {
+        s += &format!("explore_ladder_rung = {n}\n");
     }
     s
 }
