@@ -597,7 +597,9 @@ impl VecEnv {
                     start_cell: slot.start_cell,
                     ladder_rung: slot.ladder_start,
                 });
-                if let Some(Some(start)) = slot.path.first().copied().filter(|_| ladder_on) {
+                // The first cell it stood in: an episode from power-on is in none until play
+                // starts.
+                if let Some(&start) = slot.path.iter().flatten().next().filter(|_| ladder_on) {
                     let won = slot.env.state().instrument_count() > u32::from(start.instruments);
                     let found = ladder_ref.found(&slot.path, won);
                     if !found.is_empty() || slot.ladder_start.is_some() {
