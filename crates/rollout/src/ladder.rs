@@ -4,9 +4,9 @@
 //!
 //! An archive start is a cell, not a step of one demonstration, so the ladder counts for each
 //! cell the fewest steps to the goal (an instrument, in mini-zelda) any episode has shown
-//! from it: an episode that gains an instrument after `n` more steps, or stands `n` steps on
-//! on a cell the ladder already counts `m` steps from, shows `n` (or `n + m`) for every cell
-//! it stood on before. Rungs are those counts cut into `env.explore_ladder_rung` steps: rung
+//! from it: an episode that gains an instrument `n` steps after standing on a cell, or
+//! stands `n` steps later on a cell the ladder already counts `m` steps from, shows `n` (or
+//! `n + m`) for that cell. Rungs are those counts cut into `env.explore_ladder_rung` steps: rung
 //! `k` holds the cells `k * rung` to `(k + 1) * rung - 1` steps from the goal. Explorers'
 //! episodes find the counts; the policy's climb the rungs. A share `env.explore_ladder` of
 //! the policy's archive starts is drawn from the rungs up to the *frontier*, half of them on
@@ -410,7 +410,7 @@ mod tests {
         );
         assert_eq!(l.stats(|_| true).top, 1);
         // Reaching a counted cell shows the way on from there: 3 steps to cell 2 (2 from
-        // the goal), and cell 1, passed on the way, keeps its 5.
+        // the goal), and cell 1, passed on the way, is shown 4, one fewer than it had.
         let on = [
             Some(cell(4)),
             Some(cell(1)),
