@@ -371,8 +371,9 @@ mod tests {
     #[test]
     fn an_episode_shows_the_steps_to_the_goal_from_every_cell_it_stood_on() {
         let mut l = Ladder::new(4);
-        // Stood on 1, 2, 2, 3, then the goal: 4, 3, 2 and 1 steps from it; a cell keeps
-        // the fewest shown, and where the episode was in no cell nothing is counted.
+        // Stood on 1, 2, no cell, 2, 3, then the goal: 5, 4, 3, 2 and 1 steps from it; a
+        // cell keeps the fewest shown, and where the episode was in no cell nothing is
+        // counted.
         let won = [
             Some(cell(1)),
             Some(cell(2)),
