@@ -47,7 +47,7 @@ def main() -> int:
         else:
             raise SystemExit("the ROM never reached play mode")
         stack = np.zeros((4, 72, 80), dtype=np.uint8)
-        features = np.zeros(47, dtype=np.float32)
+        features = np.zeros(55, dtype=np.float32)
 
         def step() -> None:
             r.set_buttons(ACTIONS[rng.randrange(len(ACTIONS))])

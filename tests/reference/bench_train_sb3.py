@@ -54,11 +54,11 @@ def make_env(rom: str, seed: int, max_steps: int):
             self.start = buf.getvalue()
             self.observation_space = spaces.Dict({
                 "frames": spaces.Box(0, 255, (4, 72, 80), np.uint8),
-                "features": spaces.Box(0.0, 1.0, (47,), np.float32),
+                "features": spaces.Box(0.0, 1.0, (55,), np.float32),
             })
             self.action_space = spaces.Discrete(len(ACTIONS))
             self.stack = np.zeros((4, 72, 80), dtype=np.uint8)
-            self.features = np.zeros(47, dtype=np.float32)
+            self.features = np.zeros(55, dtype=np.float32)
             self.rng = np.random.default_rng(seed)
 
         def _observe(self) -> dict:

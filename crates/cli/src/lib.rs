@@ -8,6 +8,7 @@ use std::io::IsTerminal;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+pub mod archive;
 pub mod common;
 pub mod emu;
 pub mod evaluate;
@@ -54,6 +55,9 @@ pub enum LogFormat {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Show a run's Go-Explore archive and goal ladder (from a checkpoint) rung by rung;
+    /// `--probe N` measures how often random walks from each ladder cell win.
+    Archive(archive::ArchiveArgs),
     /// Game Boy emulator: run a ROM headless, or measure its speed.
     #[command(subcommand)]
     Emu(emu::EmuCommand),
@@ -102,6 +106,7 @@ pub fn init_logging(global: &GlobalArgs) {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Archive(args) => archive::run(args),
         Command::Emu(cmd) => emu::run(cmd),
         Command::Evaluate(args) => evaluate::run(args),
         Command::Hud(args) => hud::run(args),

@@ -245,7 +245,7 @@ pub fn run(args: RolloutArgs) -> Result<()> {
 }
 
 /// The policy of a training checkpoint, sampling with a seeded stream.
-struct CheckpointPolicy {
+pub(crate) struct CheckpointPolicy {
     name: String,
     ppo: ppo::Ppo,
     seed: u64,
@@ -282,6 +282,17 @@ impl CheckpointPolicy {
             bytes = read(&key)?;
         }
         let state = train::checkpoint::TrainState::decode(&bytes, &key)?;
+        Self::from_state(&state, &key, actions, frame_stack, seed)
+    }
+
+    /// The policy of an already decoded checkpoint (`key` names it).
+    pub(crate) fn from_state(
+        state: &train::checkpoint::TrainState,
+        key: &str,
+        actions: usize,
+        frame_stack: usize,
+        seed: u64,
+    ) -> Result<Self> {
         let ppo = ppo::Ppo::from_checkpoint(&state.learner, ppo::Backend::Flex)
             .with_context(|| format!("{key}: learner"))?;
         let p = &ppo.config().policy;

@@ -1,7 +1,7 @@
 //! `zelda-rl train` end to end: SIGTERM mid-burst writes a checkpoint and exits 143,
 //! `--resume` finishes the run, TensorBoard events and metrics-worthy files are there, a
 //! repeat is a no-op, and bad settings are errors that name the field; `rollout --json`
-//! reports the exploration archive.
+//! reports the exploration archive; `archive` reports and probes the goal ladder.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -200,5 +200,136 @@ fn rollout_with_explore_resets_reports_the_archive() {
     assert!(rooms.iter().any(|r| r == "0x021"), "{v}");
     // 60 steps open no chest, door or switch.
     assert_eq!(n("archive_progress"), 0, "{v}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn archive_reports_the_ladder_and_probes_it() {
+    let dir = temp("archive");
+    // Link in the instrument room, a few steps below the instrument (walkthrough frame
+    // 1232): episodes from there soon win, so the ladder gets cells.
+    let state = dir.join("near.state");
+    let rom = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../cartridges/mini-zelda/mini-zelda.gb"
+    );
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/reference/scripts/walkthrough.txt"
+    );
+    let out = Command::new(BIN)
+        .args([
+            "emu", "run", "--rom", rom, "--input", script, "--frames", "1232",
+        ])
+        .arg("--save-state")
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(
+        dir.join("small.toml"),
+        format!(
+            "{SMALL}[env]\nmax_steps = 16\nexplore_resets = 0.5\nexplore_steps = 8\nexplore_ladder = 0.5\nexplorers = 2\n"
+        )
+        .replace("bursts = 2", "bursts = 1"),
+    )
+    .unwrap();
+    let out = train(&dir, &["--start-state"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let archive = |extra: &[&str]| {
+        let out = Command::new(BIN)
+            .args(["archive", "--log", "warn", "--run", "t", "--store"])
+            .arg(dir.join("runs"))
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let v: serde_json::Value = serde_json::from_slice(&archive(&[
+        "--json",
+        "--cells",
+        "--probe",
+        "4",
+        "--probe-steps",
+        "8",
+        "--threads",
+        "2",
+    ]))
+    .unwrap();
+    let w = &v["workers"][0];
+    assert_eq!(v["burst"], 1, "{v}");
+    assert!(w["archive_cells"].as_u64().unwrap() > 0, "{v}");
+    let cells = w["cells"].as_array().unwrap();
+    assert_eq!(
+        cells.len() as u64,
+        w["ladder_cells"].as_u64().unwrap(),
+        "{v}"
+    );
+    assert!(!cells.is_empty(), "{v}");
+    // Cells are counted in steps, on rungs of 4; the nearest are in the instrument room.
+    for c in cells {
+        let steps = c["steps"].as_u64().unwrap();
+        assert_eq!(c["rung"].as_u64().unwrap(), steps / 4, "{c}");
+    }
+    assert_eq!(cells[0]["room"], "0x123", "{v}");
+    // The rung totals add up to the cells, and a probe from the cells next to the
+    // instrument wins.
+    let rungs = w["rungs"].as_array().unwrap();
+    let total: u64 = rungs.iter().map(|r| r["cells"].as_u64().unwrap()).sum();
+    assert_eq!(total, cells.len() as u64, "{v}");
+    assert_eq!(rungs[0]["rung"], 0, "{v}");
+    assert!(rungs[0]["probe_wins"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(
+        rungs[0]["probe_episodes"].as_u64().unwrap(),
+        4 * rungs[0]["held"].as_u64().unwrap(),
+        "{v}"
+    );
+    // The same probe again gives the same numbers (seeded), and the text report names
+    // the frontier.
+    let again: serde_json::Value = serde_json::from_slice(&archive(&[
+        "--json",
+        "--cells",
+        "--probe",
+        "4",
+        "--probe-steps",
+        "8",
+        "--threads",
+        "1",
+    ]))
+    .unwrap();
+    assert_eq!(again, v);
+    let text = String::from_utf8(archive(&["--max-rung", "0"])).unwrap();
+    assert!(text.contains("frontier rung"), "{text}");
+    assert!(text.contains("0x123"), "{text}");
+    // A cartridge other than the run's is refused before any probe.
+    let out = Command::new(BIN)
+        .args(["archive", "--run", "t", "--probe", "1", "--rom"])
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../cartridges/bench-cpu/bench-cpu.gb"
+        ))
+        .arg("--store")
+        .arg(dir.join("runs"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is not the cartridge"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -114,6 +114,21 @@ impl Candidate {
     }
 }
 
+/// What the archive keeps about one cell ([`Archive::info`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CellInfo {
+    /// Health of the kept state (`wHealth`: eighths of a heart).
+    pub health: u8,
+    /// Steps from the episode's start to the kept state.
+    pub depth: u32,
+    /// Episodes started from the cell.
+    pub chosen: u32,
+    /// Steps counted in the cell.
+    pub visits: u32,
+    /// Its state is kept (episodes can start there).
+    pub held: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Entry {
     health: u8,
@@ -312,7 +327,7 @@ impl Archive {
     }
 
     /// Whether the archive holds a state of `cell` (an episode can start there).
-    pub(crate) fn holds(&self, cell: Cell) -> bool {
+    pub fn holds(&self, cell: Cell) -> bool {
         self.cells.get(&cell).is_some_and(Entry::held)
     }
 
@@ -334,6 +349,25 @@ impl Archive {
             .iter()
             .filter(|(_, e)| e.held())
             .map(|(c, e)| (*c, unpack(&e.state)))
+    }
+
+    /// What the archive keeps about `cell`, if it was reached.
+    pub fn info(&self, cell: Cell) -> Option<CellInfo> {
+        self.cells.get(&cell).map(|e| CellInfo {
+            health: e.health,
+            depth: e.depth,
+            chosen: e.chosen,
+            visits: e.visits,
+            held: e.held(),
+        })
+    }
+
+    /// The unpacked save state kept for `cell`, if one is held.
+    pub fn state(&self, cell: Cell) -> Option<std::io::Result<Vec<u8>>> {
+        self.cells
+            .get(&cell)
+            .filter(|e| e.held())
+            .map(|e| unpack(&e.state))
     }
 
     /// Steps counted in `cell` so far (0 for a cell not reached yet).

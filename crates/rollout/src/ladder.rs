@@ -113,6 +113,16 @@ impl Ladder {
         self.width = width;
     }
 
+    /// Steps per rung (`env.explore_ladder_rung`).
+    pub fn width(&self) -> u32 {
+        self.width.max(1)
+    }
+
+    /// Every counted cell with its fewest steps to the goal, in cell order.
+    pub fn cells(&self) -> impl Iterator<Item = (Cell, u32)> + '_ {
+        self.steps.iter().map(|(&c, &n)| (c, n))
+    }
+
     /// No cell on any rung yet.
     pub fn is_empty(&self) -> bool {
         self.steps.is_empty()
@@ -128,7 +138,8 @@ impl Ladder {
         self.steps(cell).map(|n| self.rung_of(n))
     }
 
-    fn rung_of(&self, steps: u32) -> u32 {
+    /// The rung of a cell `steps` from the goal.
+    pub fn rung_of(&self, steps: u32) -> u32 {
         steps / self.width.max(1)
     }
 

@@ -19,7 +19,7 @@ mod vec_env;
 pub use export::{ExportError, ExportStats, SegmentExporter};
 pub use policy::{Policy, RandomPolicy};
 pub use recorder::{RecorderConfig, SegmentContext};
-pub use vec_env::{EpisodeStats, VecEnv, VecEnvError};
+pub use vec_env::{EpisodeStats, VecEnv, VecEnvError, explore_in_snapshot};
 
 /// Derives a per-use seed from a base seed and ids, so every env and episode gets its own
 /// stream and the whole run stays reproducible from one number.

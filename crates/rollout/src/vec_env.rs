@@ -100,6 +100,50 @@ struct SlotSnapshot {
     episode_components: Vec<f32>,
 }
 
+/// The Go-Explore archive and the goal ladder held in [`VecEnv::snapshot`] bytes, for
+/// reports (`zelda-rl archive`); the ladder's rungs are `ladder_rung` steps wide
+/// (`env.explore_ladder_rung`, which the snapshot leaves to the settings).
+pub fn explore_in_snapshot(
+    bytes: &[u8],
+    ladder_rung: u32,
+) -> Result<(Archive, Ladder), VecEnvError> {
+    let (_, explore, mut ladder) = decode(bytes)?;
+    ladder.ladder.set_width(ladder_rung);
+    Ok((explore.archive, ladder.ladder))
+}
+
+/// Reads snapshot bytes of any version this build knows into the current shapes.
+fn decode(bytes: &[u8]) -> Result<(VecSnapshot, ExploreSnapshot, LadderSnapshot), VecEnvError> {
+    let unreadable = |e: postcard::Error| VecEnvError::Snapshot(format!("unreadable ({e})"));
+    let (snap, rest): (VecSnapshot, _) = postcard::take_from_bytes(bytes).map_err(unreadable)?;
+    let mut ladder = LadderSnapshot::default();
+    let explore = match snap.version {
+        1 if rest.is_empty() => ExploreSnapshot::default(),
+        2 => postcard::from_bytes::<ExploreSnapshotV2>(rest)
+            .map_err(unreadable)?
+            .into(),
+        3 => postcard::from_bytes(rest).map_err(unreadable)?,
+        4 => {
+            let (explore, rest) = postcard::take_from_bytes(rest).map_err(unreadable)?;
+            let v4: LadderSnapshotV4 = postcard::from_bytes(rest).map_err(unreadable)?;
+            ladder.slots = v4.slots.into_iter().map(|(s, _)| (s, Vec::new())).collect();
+            explore
+        }
+        5 => {
+            let (explore, rest) = postcard::take_from_bytes(rest).map_err(unreadable)?;
+            ladder = postcard::from_bytes(rest).map_err(unreadable)?;
+            explore
+        }
+        v => {
+            return Err(VecEnvError::Snapshot(format!(
+                "version {v}{} (this build reads 1 to {SNAPSHOT_VERSION})",
+                if v == 1 { " with trailing bytes" } else { "" }
+            )));
+        }
+    };
+    Ok((snap, explore, ladder))
+}
+
 /// Statistics of one finished episode.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EpisodeStats {
@@ -679,34 +723,7 @@ impl VecEnv {
     /// Continues from [`VecEnv::snapshot`] bytes of a vector env with the same ROM, size,
     /// seed and settings, and rewrites the observations.
     pub fn restore(&mut self, bytes: &[u8]) -> Result<(), VecEnvError> {
-        let unreadable = |e: postcard::Error| VecEnvError::Snapshot(format!("unreadable ({e})"));
-        let (snap, rest): (VecSnapshot, _) =
-            postcard::take_from_bytes(bytes).map_err(unreadable)?;
-        let mut ladder = LadderSnapshot::default();
-        let explore = match snap.version {
-            1 if rest.is_empty() => ExploreSnapshot::default(),
-            2 => postcard::from_bytes::<ExploreSnapshotV2>(rest)
-                .map_err(unreadable)?
-                .into(),
-            3 => postcard::from_bytes(rest).map_err(unreadable)?,
-            4 => {
-                let (explore, rest) = postcard::take_from_bytes(rest).map_err(unreadable)?;
-                let v4: LadderSnapshotV4 = postcard::from_bytes(rest).map_err(unreadable)?;
-                ladder.slots = v4.slots.into_iter().map(|(s, _)| (s, Vec::new())).collect();
-                explore
-            }
-            5 => {
-                let (explore, rest) = postcard::take_from_bytes(rest).map_err(unreadable)?;
-                ladder = postcard::from_bytes(rest).map_err(unreadable)?;
-                explore
-            }
-            v => {
-                return Err(VecEnvError::Snapshot(format!(
-                    "version {v}{} (this build reads 1 to {SNAPSHOT_VERSION})",
-                    if v == 1 { " with trailing bytes" } else { "" }
-                )));
-            }
-        };
+        let (snap, explore, ladder) = decode(bytes)?;
         if snap.slots.len() != self.slots.len()
             || snap.seed != self.seed
             || snap.worker != self.worker

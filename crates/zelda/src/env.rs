@@ -278,6 +278,7 @@ impl ZeldaEnv {
             max_steps: self.step_limit,
             rooms_this_episode: self.tracker.rooms_seen(),
             cell_visits: self.tracker.cell_visits(&self.state),
+            world_progress: self.progress,
         };
         crate::obs::write_features(&self.state, &progress, &self.gb, features);
     }

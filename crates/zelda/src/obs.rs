@@ -16,10 +16,13 @@ pub const FRAME_PIXELS: usize = FRAME_HEIGHT * FRAME_WIDTH;
 /// Side of the square window of rooms around Link in the visited-rooms map.
 pub const LOCAL_MAP_SIDE: usize = 5;
 /// Length of the feature vector (layout version [`FEATURES_VERSION`]).
-pub const FEATURES: usize = 22 + LOCAL_MAP_SIDE * LOCAL_MAP_SIDE;
+pub const FEATURES: usize = 30 + LOCAL_MAP_SIDE * LOCAL_MAP_SIDE;
 /// Bumped whenever the meaning or order of the features changes (reward models and
-/// checkpoints record it).
-pub const FEATURES_VERSION: u32 = 1;
+/// checkpoints record it). Version 2 added the current room's status bits and the world's
+/// progress.
+pub const FEATURES_VERSION: u32 = 2;
+/// World progress at which its feature saturates (mini-zelda's whole game is 5).
+const PROGRESS_SCALE: f32 = 64.0;
 
 /// Halves a 160x144 frame of shade indices into 80x72 greys (mean of each 2x2 block); the
 /// emulator's own observation, so env observations and `GameBoy::observation` agree.
@@ -101,6 +104,8 @@ pub struct EpisodeProgress {
     pub rooms_this_episode: u32,
     /// Times the current (room, cell) was visited this episode.
     pub cell_visits: u32,
+    /// [`crate::state::world_progress`] now.
+    pub world_progress: u32,
 }
 
 /// Length of the state-only part of the features (what [`write_state_features`] writes):
@@ -155,8 +160,15 @@ pub fn write_state_features(state: &GameState, out: &mut [f32]) {
 /// Writes the feature vector (layout version [`FEATURES_VERSION`]) into `out`.
 ///
 /// Every value lies in [0, 1]. Layout: the [`STATE_FEATURES`] of [`write_state_features`];
-/// rooms this episode; episode progress; visits to the current cell; then the visited flags
-/// of the 5x5 rooms around Link (row-major, on the room grid, 0 outside it).
+/// rooms this episode; episode progress; visits to the current cell; the current room's
+/// status bits 0x01 to 0x40 (chest opened, doors and shutters opened, switches pressed;
+/// the visited bit is left out) and the world's progress (those bits over all rooms, the
+/// archive's `progress`); then the visited flags of the 5x5 rooms around Link (row-major,
+/// on the room grid, 0 outside it).
+///
+/// The room's own bits are there because the screen shows them only in a few pixels (an
+/// opened shutter), and a policy that cannot tell a pressed switch from an unpressed one
+/// learns one way out of the room for both.
 pub fn write_features(
     state: &GameState,
     progress: &EpisodeProgress,
@@ -179,9 +191,16 @@ pub fn write_features(
         ((1 + progress.cell_visits.min(1000)) as f32).ln() / 1001f32.ln(),
     ];
     out[STATE_FEATURES..STATE_FEATURES + head.len()].copy_from_slice(&head);
+    let mut i = STATE_FEATURES + head.len();
+    let status = mem.peek(state.room.status_address());
+    for bit in 0..7 {
+        out[i] = b(status & (1 << bit) != 0);
+        i += 1;
+    }
+    out[i] = (progress.world_progress as f32 / PROGRESS_SCALE).min(1.0);
+    i += 1;
     let table = ram::room_status_table(state.room.indoor, state.room.map);
     let half = (LOCAL_MAP_SIDE / 2) as i32;
-    let mut i = STATE_FEATURES + head.len();
     for dr in -half..=half {
         for dc in -half..=half {
             let (r, c) = (i32::from(row) + dr, i32::from(col) + dc);
@@ -247,7 +266,10 @@ mod tests {
             ram::MAP_ROOM => 0x11,
             ram::HEALTH => 24,
             ram::MAX_HEARTS => 3,
-            0xD800 | 0xD811 | 0xD833 => 0x80,
+            0xD800 | 0xD833 => 0x80,
+            // The current room: visited, chest opened and a door opened.
+            0xD811 => 0x80 | 0x10 | 0x04,
+            0xD905 => 0x01,
             _ => 0,
         };
         let state = GameState::read(&mem);
@@ -257,12 +279,16 @@ mod tests {
             max_steps: 100,
             rooms_this_episode: 2,
             cell_visits: 3,
+            world_progress: crate::state::world_progress(&mem),
         };
         write_features(&state, &progress, &mem, &mut out);
         assert!(out.iter().all(|v| (0.0..=1.0).contains(v)), "{out:?}");
         assert_eq!(out[0], 0.5);
         assert_eq!(out[6], 1.0);
-        let map = &out[22..];
+        // Bits 0x01..0x40 of room 0x11's status, then progress (three bits set in all).
+        assert_eq!(&out[22..29], &[0.0, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0]);
+        assert_eq!(out[29], 3.0 / 64.0);
+        let map = &out[30..];
         // Room 0x11 is the centre (index 12); 0x00 is up-left (index 6); 0x33 is two down,
         // two right (index 24).
         assert_eq!(map[12], 1.0);

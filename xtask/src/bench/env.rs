@@ -26,7 +26,7 @@ pub fn run(args: &Args) -> Result<()> {
     let cli = build_cli()?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
-        "bench env: mini-zelda, frame skip 24 (8 pressed), last frame rendered, 4x72x80 + 47 features; {cores} cores"
+        "bench env: mini-zelda, frame skip 24 (8 pressed), last frame rendered, 4x72x80 + 55 features; {cores} cores"
     );
 
     let anchor = run_json(

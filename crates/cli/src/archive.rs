@@ -1,0 +1,524 @@
+//! `zelda-rl archive`: what a run's Go-Explore archive and goal ladder hold, read from a
+//! checkpoint, with an optional probe of the ladder's cells by random walks from their
+//! kept states.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use rollout::archive::{Archive, Cell, CellInfo};
+use rollout::ladder::Ladder;
+use rollout::{Policy, RandomPolicy};
+use serde::Serialize;
+use train::checkpoint::{Latest, TrainState, latest_key};
+use train::runstate::EnvState;
+use zelda::ZeldaEnv;
+use zelda::obs::{FEATURES, FRAME_PIXELS};
+
+use crate::common::{RomArgs, StoreArgs, runtime};
+use crate::rollout::CheckpointPolicy;
+
+/// Options of `zelda-rl archive`.
+#[derive(Debug, Args)]
+pub struct ArchiveArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Run id.
+    #[arg(long, default_value = "local")]
+    run: String,
+    /// Checkpoint key in the store [default: the run's latest].
+    #[arg(long)]
+    checkpoint: Option<String>,
+    /// List every ladder cell on the rungs shown, not only the rung totals.
+    #[arg(long)]
+    cells: bool,
+    /// Show rungs up to this one [default: all].
+    #[arg(long)]
+    max_rung: Option<u32>,
+    /// Episodes played from each shown ladder cell's kept state, counting those that gain
+    /// an instrument (0: no probe). Random actions unless --probe-policy.
+    #[arg(long, default_value_t = 0)]
+    probe: u32,
+    /// Steps of each probe episode (it also ends where the game ends it) [default: the
+    /// run's env.max_steps, as a ladder start has].
+    #[arg(long)]
+    probe_steps: Option<u32>,
+    /// Probe with the checkpoint's policy (sampling, on the CPU) instead of random actions.
+    #[arg(long)]
+    probe_policy: bool,
+    /// Seed of the probe's resets and actions.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Threads stepping the probe's environments [default: all cores].
+    #[arg(long)]
+    threads: Option<usize>,
+    /// The cartridge the run played (needed for --probe).
+    #[command(flatten)]
+    rom: RomArgs,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The whole report.
+#[derive(Debug, Serialize)]
+struct Report {
+    checkpoint: String,
+    burst: u32,
+    env_steps: u64,
+    /// One per vector env (one for `zelda-rl train`, one per Ray rollout worker).
+    workers: Vec<WorkerReport>,
+}
+
+#[derive(Debug, Serialize)]
+struct WorkerReport {
+    archive_cells: u64,
+    archive_states: u64,
+    archive_rooms: u64,
+    ladder_cells: u64,
+    rung_steps: u32,
+    top_rung: u64,
+    frontier: u64,
+    frontier_tries: u64,
+    frontier_wins: u64,
+    rungs: Vec<RungReport>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    cells: Vec<CellReport>,
+}
+
+#[derive(Debug, Serialize)]
+struct RungReport {
+    rung: u32,
+    cells: u32,
+    /// Cells whose state the archive keeps (episodes can start there).
+    held: u32,
+    min_steps: u32,
+    max_steps: u32,
+    /// Cells per room (hex global room index).
+    rooms: BTreeMap<String, u32>,
+    /// Cells per world progress value.
+    progress: BTreeMap<u8, u32>,
+    probe_episodes: u32,
+    probe_wins: u32,
+}
+
+#[derive(Debug, Serialize)]
+struct CellReport {
+    rung: u32,
+    steps: u32,
+    room: String,
+    x: u8,
+    y: u8,
+    keys: u8,
+    instruments: u8,
+    progress: u8,
+    #[serde(flatten)]
+    info: Option<CellInfo>,
+    probe_episodes: u32,
+    probe_wins: u32,
+    /// Fewest steps any winning probe episode took.
+    probe_best: Option<u32>,
+}
+
+/// Probe outcome of one cell.
+#[derive(Debug, Clone, Copy, Default)]
+struct Probe {
+    episodes: u32,
+    wins: u32,
+    best: Option<u32>,
+}
+
+/// Runs `zelda-rl archive`.
+pub fn run(args: ArchiveArgs) -> Result<()> {
+    let store = args.store.open()?;
+    let rt = runtime()?;
+    let key = match &args.checkpoint {
+        Some(k) => k.clone(),
+        None => {
+            let latest = latest_key(&args.run);
+            let bytes = rt
+                .block_on(store.get_opt(&latest))?
+                .with_context(|| format!("{latest} does not exist in {}", store.url()))?;
+            let latest: Latest =
+                serde_json::from_slice(&bytes).with_context(|| format!("reading {latest}"))?;
+            latest.key
+        }
+    };
+    let bytes = rt
+        .block_on(store.get(&key))
+        .with_context(|| format!("reading {key}"))?;
+    let state = TrainState::decode(&bytes, &key)?;
+    let settings = run_settings(&rt, &store, &state.run)?;
+    let snapshots = match EnvState::decode(&state.envs, &key)? {
+        EnvState::Local(b) => vec![b],
+        EnvState::Workers(w) => w,
+    };
+    // The probe's environments, booted once for all workers.
+    let mut envs = if args.probe > 0 {
+        let (rom, name) = args.rom.load()?;
+        let sha1 = hex::encode(gameboy::GameBoy::new(rom.clone())?.rom_sha1());
+        if sha1 != state.cartridge_sha1 {
+            bail!(
+                "{name} (SHA-1 {sha1}) is not the cartridge run `{}` played ({}); pass its --rom",
+                state.run,
+                state.cartridge_sha1
+            );
+        }
+        (0..args.probe)
+            .map(|_| ZeldaEnv::new(rom.clone(), settings.env.clone(), settings.reward.clone()))
+            .collect::<Result<Vec<_>, _>>()
+            .context("booting the probe's environments")?
+    } else {
+        Vec::new()
+    };
+    let n_actions = envs.first().map_or(1, |e| e.actions().len());
+    let mut policy: Box<dyn Policy> = if args.probe_policy {
+        Box::new(CheckpointPolicy::from_state(
+            &state,
+            &key,
+            n_actions,
+            settings.env.frame_stack,
+            args.seed,
+        )?)
+    } else {
+        Box::new(RandomPolicy::new(
+            n_actions,
+            rollout::derive_seed(args.seed, &[0x9011c7]),
+        ))
+    };
+    let mut workers = Vec::new();
+    for (i, snap) in snapshots.iter().enumerate() {
+        let (archive, ladder) =
+            rollout::explore_in_snapshot(snap, settings.env.explore_ladder_rung)
+                .with_context(|| format!("{key}: environments of worker {i}"))?;
+        let probes = if envs.is_empty() {
+            BTreeMap::new()
+        } else {
+            probe(
+                &mut envs,
+                &settings,
+                &archive,
+                &ladder,
+                &args,
+                policy.as_mut(),
+            )?
+        };
+        workers.push(worker_report(&archive, &ladder, &probes, &args));
+    }
+    let report = Report {
+        checkpoint: key,
+        burst: state.burst,
+        env_steps: state.env_steps,
+        workers,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_text(&report, args.probe > 0);
+    }
+    Ok(())
+}
+
+/// The settings the run was started with (`<run>/run.json`).
+fn run_settings(
+    rt: &tokio::runtime::Runtime,
+    store: &episodes::Store,
+    run: &str,
+) -> Result<train::Settings> {
+    #[derive(serde::Deserialize)]
+    struct Meta {
+        settings: train::Settings,
+    }
+    let key = format!("{run}/run.json");
+    let bytes = rt
+        .block_on(store.get(&key))
+        .with_context(|| format!("reading {key}"))?;
+    let meta: Meta = serde_json::from_slice(&bytes).with_context(|| format!("reading {key}"))?;
+    Ok(meta.settings)
+}
+
+fn shown(ladder: &Ladder, max_rung: Option<u32>) -> impl Iterator<Item = (Cell, u32)> + '_ {
+    ladder
+        .cells()
+        .filter(move |&(_, n)| max_rung.is_none_or(|m| ladder.rung_of(n) <= m))
+}
+
+/// Plays `--probe` episodes from the kept state of every shown ladder cell, as the
+/// ladder starts them (the run's `max_steps` limit), and counts those that gain an
+/// instrument. The episodes of one cell step together on the threads; `policy` acts for
+/// all of them at once.
+fn probe(
+    envs: &mut [ZeldaEnv],
+    settings: &train::Settings,
+    archive: &Archive,
+    ladder: &Ladder,
+    args: &ArchiveArgs,
+    policy: &mut dyn Policy,
+) -> Result<BTreeMap<Cell, Probe>> {
+    let cells: Vec<Cell> = shown(ladder, args.max_rung)
+        .map(|(c, _)| c)
+        .filter(|&c| archive.holds(c))
+        .collect();
+    let n = envs.len();
+    let limit = args.probe_steps.unwrap_or(settings.env.max_steps);
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .clamp(1, n);
+    let chunk = n.div_ceil(threads);
+    let frame_len = settings.env.frame_stack * FRAME_PIXELS;
+    let mut frames = vec![0u8; n * frame_len];
+    let mut features = vec![0f32; n * FEATURES];
+    let mut actions = vec![0usize; n];
+    let bar = crate::common::progress_bar(cells.len() as u64, "cells probed");
+    let mut probes = BTreeMap::new();
+    for (i, &cell) in cells.iter().enumerate() {
+        let state = archive
+            .state(cell)
+            .expect("only held cells are probed")
+            .with_context(|| format!("unpacking the state of {cell:?}"))?;
+        for (e, env) in envs.iter_mut().enumerate() {
+            env.reset_to(
+                &state,
+                rollout::derive_seed(args.seed, &[i as u64, e as u64]),
+            )
+            .with_context(|| format!("loading the state of {cell:?}"))?;
+            env.set_explore_limit(false);
+        }
+        // Per episode: still playing, and the step it won on.
+        let mut live = vec![true; n];
+        let mut won: Vec<Option<u32>> = vec![None; n];
+        for step in 1..=limit {
+            if !live.contains(&true) {
+                break;
+            }
+            for (e, env) in envs.iter().enumerate() {
+                env.write_observation(
+                    &mut frames[e * frame_len..(e + 1) * frame_len],
+                    &mut features[e * FEATURES..(e + 1) * FEATURES],
+                );
+            }
+            policy.act(&frames, &features, &mut actions);
+            std::thread::scope(|s| {
+                for (((envs, live), won), actions) in envs
+                    .chunks_mut(chunk)
+                    .zip(live.chunks_mut(chunk))
+                    .zip(won.chunks_mut(chunk))
+                    .zip(actions.chunks(chunk))
+                {
+                    s.spawn(move || {
+                        for (((env, live), won), &a) in
+                            envs.iter_mut().zip(live).zip(won).zip(actions)
+                        {
+                            if !*live {
+                                continue;
+                            }
+                            let r = env.step(a);
+                            if env.state().instrument_count() > u32::from(cell.instruments) {
+                                *won = Some(step);
+                                *live = false;
+                            } else if r.done() {
+                                *live = false;
+                            }
+                        }
+                    });
+                }
+            });
+        }
+        probes.insert(
+            cell,
+            Probe {
+                episodes: n as u32,
+                wins: won.iter().flatten().count() as u32,
+                best: won.iter().flatten().min().copied(),
+            },
+        );
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(probes)
+}
+
+fn worker_report(
+    archive: &Archive,
+    ladder: &Ladder,
+    probes: &BTreeMap<Cell, Probe>,
+    args: &ArchiveArgs,
+) -> WorkerReport {
+    let a = archive.stats();
+    let l = ladder.stats(|c| archive.holds(c));
+    let mut rungs: BTreeMap<u32, RungReport> = BTreeMap::new();
+    let mut cells = Vec::new();
+    for (c, n) in shown(ladder, args.max_rung) {
+        let rung = ladder.rung_of(n);
+        let p = probes.get(&c).copied().unwrap_or_default();
+        let info = archive.info(c);
+        let r = rungs.entry(rung).or_insert_with(|| RungReport {
+            rung,
+            cells: 0,
+            held: 0,
+            min_steps: n,
+            max_steps: n,
+            rooms: BTreeMap::new(),
+            progress: BTreeMap::new(),
+            probe_episodes: 0,
+            probe_wins: 0,
+        });
+        r.cells += 1;
+        r.held += u32::from(info.is_some_and(|i| i.held));
+        r.min_steps = r.min_steps.min(n);
+        r.max_steps = r.max_steps.max(n);
+        *r.rooms.entry(room_name(c.room)).or_default() += 1;
+        *r.progress.entry(c.progress).or_default() += 1;
+        r.probe_episodes += p.episodes;
+        r.probe_wins += p.wins;
+        if args.cells {
+            cells.push(CellReport {
+                rung,
+                steps: n,
+                room: room_name(c.room),
+                x: c.x,
+                y: c.y,
+                keys: c.keys,
+                instruments: c.instruments,
+                progress: c.progress,
+                info,
+                probe_episodes: p.episodes,
+                probe_wins: p.wins,
+                probe_best: p.best,
+            });
+        }
+    }
+    cells.sort_by_key(|c| (c.steps, c.room.clone(), c.y, c.x));
+    WorkerReport {
+        archive_cells: a.cells,
+        archive_states: a.states,
+        archive_rooms: a.rooms,
+        ladder_cells: l.cells,
+        rung_steps: ladder.width(),
+        top_rung: l.top,
+        frontier: l.frontier,
+        frontier_tries: l.frontier_tries,
+        frontier_wins: l.frontier_wins,
+        rungs: rungs.into_values().collect(),
+        cells,
+    }
+}
+
+/// A room's global index as the HUD's map and the RAM map write it (`0x12B`: indoor
+/// table A, room 0x2B).
+fn room_name(room: u16) -> String {
+    format!("{room:#05x}")
+}
+
+fn print_text(r: &Report, probed: bool) {
+    println!(
+        "{} (burst {}, {} env steps)",
+        r.checkpoint, r.burst, r.env_steps
+    );
+    for (i, w) in r.workers.iter().enumerate() {
+        if r.workers.len() > 1 {
+            println!("\nworker {i}");
+        }
+        println!(
+            "archive: {} cells ({} states kept) in {} rooms",
+            w.archive_cells, w.archive_states, w.archive_rooms
+        );
+        println!(
+            "ladder: {} cells, rungs of {} steps, top rung {}, frontier rung {} ({} of {} tries won)",
+            w.ladder_cells, w.rung_steps, w.top_rung, w.frontier, w.frontier_wins, w.frontier_tries
+        );
+        if w.rungs.is_empty() {
+            continue;
+        }
+        println!(
+            "\n{:>4} {:>5} {:>4} {:>7} {}rooms (cells) / progress (cells)",
+            "rung",
+            "cells",
+            "held",
+            "steps",
+            if probed { "probe wins  " } else { "" },
+        );
+        for g in &w.rungs {
+            let probe = if probed {
+                format!("{:>5}/{:<6}", g.probe_wins, g.probe_episodes)
+            } else {
+                String::new()
+            };
+            println!(
+                "{:>4} {:>5} {:>4} {:>7} {probe}{} / {}",
+                g.rung,
+                g.cells,
+                g.held,
+                format!("{}-{}", g.min_steps, g.max_steps),
+                join(&g.rooms),
+                join(&g.progress)
+            );
+        }
+        if !w.cells.is_empty() {
+            println!(
+                "\n{:>4} {:>5} {:>5} {:>3} {:>3} {:>4} {:>5} {:>4} {:>6} {:>6} {:>6} {}",
+                "rung",
+                "steps",
+                "room",
+                "x",
+                "y",
+                "keys",
+                "prog",
+                "hp",
+                "depth",
+                "chosen",
+                "visits",
+                if probed { "probe wins (best)" } else { "" }
+            );
+            for c in &w.cells {
+                let (hp, depth, chosen, visits) = c.info.map_or_else(
+                    || ("-".into(), "-".into(), "-".into(), "-".into()),
+                    |i| {
+                        (
+                            if i.held {
+                                i.health.to_string()
+                            } else {
+                                "-".into()
+                            },
+                            i.depth.to_string(),
+                            i.chosen.to_string(),
+                            i.visits.to_string(),
+                        )
+                    },
+                );
+                let probe = if probed && c.probe_episodes > 0 {
+                    format!(
+                        "{}/{}{}",
+                        c.probe_wins,
+                        c.probe_episodes,
+                        c.probe_best.map_or(String::new(), |b| format!(" ({b})"))
+                    )
+                } else {
+                    String::new()
+                };
+                println!(
+                    "{:>4} {:>5} {:>5} {:>3} {:>3} {:>4} {:>5} {:>4} {:>6} {:>6} {:>6} {probe}",
+                    c.rung,
+                    c.steps,
+                    c.room,
+                    c.x,
+                    c.y,
+                    c.keys,
+                    c.progress,
+                    hp,
+                    depth,
+                    chosen,
+                    visits
+                );
+            }
+        }
+    }
+}
+
+fn join<K: std::fmt::Display>(m: &BTreeMap<K, u32>) -> String {
+    m.iter()
+        .map(|(k, v)| format!("{k} ({v})"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
