@@ -5,10 +5,10 @@
   the GIL released (``gymnasium.vector.VectorEnv``).
 
 Observations are dicts: ``frames`` uint8 ``[stack, 72, 80]`` (the screen halved, greys,
-oldest frame first) and ``features`` float32 ``[FEATURES]`` in [0, 1] (RAM state, episode
-progress and the visited-rooms map). Settings are the ``[env]`` and ``[reward]`` tables of a
-``zelda-rl train`` settings file, passed as TOML text (``config_toml``) or a path
-(``config_path``).
+oldest frame first) and ``features`` float32 ``[FEATURES]`` in [0, 1] (RAM state, the
+current room's status bits and the world's progress, episode progress and the
+visited-rooms map). Settings are the ``[env]`` and ``[reward]`` tables of a ``zelda-rl
+train`` settings file, passed as TOML text (``config_toml``) or a path (``config_path``).
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 //! kept states.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -52,9 +53,9 @@ pub struct ArchiveArgs {
     /// Threads stepping the probe's environments [default: all cores].
     #[arg(long)]
     threads: Option<usize>,
-    /// The cartridge the run played (needed for --probe).
-    #[command(flatten)]
-    rom: RomArgs,
+    /// The cartridge the run played, for --probe [default: the bundled mini-zelda].
+    #[arg(long, env = "ROM")]
+    rom: Option<PathBuf>,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -155,7 +156,11 @@ pub fn run(args: ArchiveArgs) -> Result<()> {
     };
     // The probe's environments, booted once for all workers.
     let mut envs = if args.probe > 0 {
-        let (rom, name) = args.rom.load()?;
+        let (rom, name) = RomArgs {
+            rom: args.rom.clone(),
+            start_state: None,
+        }
+        .load()?;
         let sha1 = hex::encode(gameboy::GameBoy::new(rom.clone())?.rom_sha1());
         if sha1 != state.cartridge_sha1 {
             bail!(
