@@ -131,6 +131,9 @@ struct Probe {
 
 /// Runs `zelda-rl archive`.
 pub fn run(args: ArchiveArgs) -> Result<()> {
+    if args.probe_policy && args.probe == 0 {
+        bail!("--probe-policy says who plays the probe: add --probe N (episodes per cell)");
+    }
     let store = args.store.open()?;
     let rt = runtime()?;
     let key = match &args.checkpoint {

@@ -331,5 +331,14 @@ fn archive_reports_the_ladder_and_probes_it() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("is not the cartridge"), "{err}");
+    // A policy probe with no episodes asked for is a mistake, not an empty probe.
+    let out = Command::new(BIN)
+        .args(["archive", "--run", "t", "--probe-policy", "--store"])
+        .arg(dir.join("runs"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("add --probe N"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
