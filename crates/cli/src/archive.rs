@@ -1,6 +1,6 @@
 //! `zelda-rl archive`: what a run's Go-Explore archive and goal ladder hold, read from a
-//! checkpoint, with an optional probe of the ladder's cells by random walks from their
-//! kept states.
+//! checkpoint, with an optional probe of the ladder's cells: episodes from their kept
+//! states, played by random actions or by the checkpoint's policy.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
