@@ -7,11 +7,12 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use rayon::prelude::*;
 use rollout::archive::{Archive, Cell, CellInfo};
 use rollout::ladder::Ladder;
 use rollout::{Policy, RandomPolicy};
 use serde::Serialize;
-use train::checkpoint::{Latest, TrainState, latest_key};
+use train::checkpoint::latest_key;
 use train::runstate::EnvState;
 use zelda::ZeldaEnv;
 use zelda::obs::{FEATURES, FRAME_PIXELS};
@@ -27,7 +28,7 @@ pub struct ArchiveArgs {
     /// Run id.
     #[arg(long, default_value = "local")]
     run: String,
-    /// Checkpoint key in the store [default: the run's latest].
+    /// Checkpoint: a key in the store or a local file [default: the run's latest].
     #[arg(long)]
     checkpoint: Option<String>,
     /// List every ladder cell on the rungs shown, not only the rung totals.
@@ -44,9 +45,13 @@ pub struct ArchiveArgs {
     /// run's env.max_steps, as a ladder start has].
     #[arg(long)]
     probe_steps: Option<u32>,
-    /// Probe with the checkpoint's policy (sampling, on the CPU) instead of random actions.
+    /// Probe with the checkpoint's policy (sampling) instead of random actions.
     #[arg(long)]
     probe_policy: bool,
+    /// Where --probe-policy's network runs: `flex` (CPU, pure Rust), `tch-cpu`, `tch-cuda`
+    /// or `tch-cuda:N` (LibTorch; needs a build with the `tch` feature).
+    #[arg(long, default_value = "flex")]
+    backend: String,
     /// Seed of the probe's resets and actions.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -136,22 +141,12 @@ pub fn run(args: ArchiveArgs) -> Result<()> {
     }
     let store = args.store.open()?;
     let rt = runtime()?;
-    let key = match &args.checkpoint {
-        Some(k) => k.clone(),
-        None => {
-            let latest = latest_key(&args.run);
-            let bytes = rt
-                .block_on(store.get_opt(&latest))?
-                .with_context(|| format!("{latest} does not exist in {}", store.url()))?;
-            let latest: Latest =
-                serde_json::from_slice(&bytes).with_context(|| format!("reading {latest}"))?;
-            latest.key
-        }
-    };
-    let bytes = rt
-        .block_on(store.get(&key))
-        .with_context(|| format!("reading {key}"))?;
-    let state = TrainState::decode(&bytes, &key)?;
+    let backend = crate::common::backend(&args.backend)?;
+    let reference = args
+        .checkpoint
+        .clone()
+        .unwrap_or_else(|| latest_key(&args.run));
+    let (key, state) = crate::common::read_checkpoint(&rt, &store, &reference)?;
     let settings = run_settings(&rt, &store, &state.run)?;
     let snapshots = match EnvState::decode(&state.envs, &key)? {
         EnvState::Local(b) => vec![b],
@@ -187,6 +182,7 @@ pub fn run(args: ArchiveArgs) -> Result<()> {
             n_actions,
             settings.env.frame_stack,
             args.seed,
+            backend,
         )?)
     } else {
         Box::new(RandomPolicy::new(
@@ -273,7 +269,10 @@ fn probe(
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .clamp(1, n);
-    let chunk = n.div_ceil(threads);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .context("starting the probe's threads")?;
     let frame_len = settings.env.frame_stack * FRAME_PIXELS;
     let mut frames = vec![0u8; n * frame_len];
     let mut features = vec![0f32; n * FEATURES];
@@ -307,30 +306,24 @@ fn probe(
                 );
             }
             policy.act(&frames, &features, &mut actions);
-            std::thread::scope(|s| {
-                for (((envs, live), won), actions) in envs
-                    .chunks_mut(chunk)
-                    .zip(live.chunks_mut(chunk))
-                    .zip(won.chunks_mut(chunk))
-                    .zip(actions.chunks(chunk))
-                {
-                    s.spawn(move || {
-                        for (((env, live), won), &a) in
-                            envs.iter_mut().zip(live).zip(won).zip(actions)
-                        {
-                            if !*live {
-                                continue;
-                            }
-                            let r = env.step(a);
-                            if env.state().instrument_count() > u32::from(cell.instruments) {
-                                *won = Some(step);
-                                *live = false;
-                            } else if r.done() {
-                                *live = false;
-                            }
+            // Each episode is its own env: which thread steps it changes nothing.
+            pool.install(|| {
+                envs.par_iter_mut()
+                    .zip(live.par_iter_mut())
+                    .zip(won.par_iter_mut())
+                    .zip(actions.par_iter())
+                    .for_each(|(((env, live), won), &a)| {
+                        if !*live {
+                            return;
+                        }
+                        let r = env.step(a);
+                        if env.state().instrument_count() > u32::from(cell.instruments) {
+                            *won = Some(step);
+                            *live = false;
+                        } else if r.done() {
+                            *live = false;
                         }
                     });
-                }
             });
         }
         probes.insert(

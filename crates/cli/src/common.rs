@@ -130,6 +130,47 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
+/// Where the networks run, from `--backend` (`flex`, `tch-cpu`, `tch-cuda`, `tch-cuda:N`).
+pub fn backend(name: &str) -> Result<ppo::Backend> {
+    ppo::Backend::parse(name).map_err(|e| anyhow::anyhow!("--backend: {e}"))
+}
+
+/// Reads a `zelda-rl train` checkpoint: `reference` is a local file or a key in `store`;
+/// a `.json` one is a run's pointer (`<run>/checkpoints/latest.json`) and is followed.
+/// Returns the checkpoint's own key (or path) with its decoded state.
+pub fn read_checkpoint(
+    rt: &tokio::runtime::Runtime,
+    store: &episodes::Store,
+    reference: &str,
+) -> Result<(String, train::checkpoint::TrainState)> {
+    let read = |key: &str| -> Result<Vec<u8>> {
+        let path = Path::new(key);
+        if path.is_file() {
+            return std::fs::read(path).with_context(|| format!("reading {}", path.display()));
+        }
+        Ok(rt
+            .block_on(store.get_opt(key))
+            .with_context(|| format!("reading {key} from {}", store.url()))?
+            .with_context(|| {
+                format!(
+                    "checkpoint `{key}`: neither a file nor an object in {}",
+                    store.url()
+                )
+            })?
+            .to_vec())
+    };
+    let mut key = reference.to_string();
+    let mut bytes = read(&key)?;
+    if key.ends_with(".json") {
+        let latest: train::checkpoint::Latest = serde_json::from_slice(&bytes)
+            .with_context(|| format!("{key}: not a checkpoint pointer (latest.json)"))?;
+        key = latest.key;
+        bytes = read(&key)?;
+    }
+    let state = train::checkpoint::TrainState::decode(&bytes, &key)?;
+    Ok((key, state))
+}
+
 /// Writes a local file atomically: temporary file in the same folder, fsync, rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;

@@ -27,6 +27,10 @@ pub struct RolloutArgs {
     /// its policy samples actions with the run's seed.
     #[arg(long, default_value = "random")]
     policy: String,
+    /// Where a checkpoint policy's network runs: `flex` (CPU, pure Rust), `tch-cpu`,
+    /// `tch-cuda` or `tch-cuda:N` (LibTorch; needs a build with the `tch` feature).
+    #[arg(long, default_value = "flex")]
+    backend: String,
     /// Seed of everything random (env resets, the random policy).
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -104,14 +108,18 @@ pub fn run(args: RolloutArgs) -> Result<()> {
             envs.n_actions(),
             rollout::derive_seed(args.seed, &[0x9011c7]),
         )),
-        reference => Box::new(CheckpointPolicy::load(
-            &rt,
-            &store,
-            reference,
-            envs.n_actions(),
-            settings.env.frame_stack,
-            args.seed,
-        )?),
+        reference => {
+            let (key, state) = crate::common::read_checkpoint(&rt, &store, reference)
+                .with_context(|| format!("--policy {reference}"))?;
+            Box::new(CheckpointPolicy::from_state(
+                &state,
+                &key,
+                envs.n_actions(),
+                settings.env.frame_stack,
+                args.seed,
+                crate::common::backend(&args.backend)?,
+            )?)
+        }
     };
     tracing::info!(
         rom = rom_name,
@@ -253,47 +261,16 @@ pub(crate) struct CheckpointPolicy {
 }
 
 impl CheckpointPolicy {
-    fn load(
-        rt: &tokio::runtime::Runtime,
-        store: &episodes::Store,
-        reference: &str,
-        actions: usize,
-        frame_stack: usize,
-        seed: u64,
-    ) -> Result<Self> {
-        let read = |key: &str| -> Result<Vec<u8>> {
-            let path = std::path::Path::new(key);
-            if path.is_file() {
-                return std::fs::read(path).with_context(|| format!("reading {}", path.display()));
-            }
-            Ok(rt
-                .block_on(store.get(key))
-                .with_context(|| {
-                    format!("policy `{key}`: neither a file nor an object in the store")
-                })?
-                .to_vec())
-        };
-        let mut key = reference.to_string();
-        let mut bytes = read(&key)?;
-        if key.ends_with(".json") {
-            let latest: train::checkpoint::Latest = serde_json::from_slice(&bytes)
-                .with_context(|| format!("{key}: not a checkpoint pointer (latest.json)"))?;
-            key = latest.key;
-            bytes = read(&key)?;
-        }
-        let state = train::checkpoint::TrainState::decode(&bytes, &key)?;
-        Self::from_state(&state, &key, actions, frame_stack, seed)
-    }
-
-    /// The policy of an already decoded checkpoint (`key` names it).
+    /// The policy of an already decoded checkpoint (`key` names it), run on `backend`.
     pub(crate) fn from_state(
         state: &train::checkpoint::TrainState,
         key: &str,
         actions: usize,
         frame_stack: usize,
         seed: u64,
+        backend: ppo::Backend,
     ) -> Result<Self> {
-        let ppo = ppo::Ppo::from_checkpoint(&state.learner, ppo::Backend::Flex)
+        let ppo = ppo::Ppo::from_checkpoint(&state.learner, backend)
             .with_context(|| format!("{key}: learner"))?;
         let p = &ppo.config().policy;
         if p.actions != actions

@@ -208,8 +208,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let (rom, rom_name) = args.rom.load()?;
     let start_state = args.rom.load_start_state()?;
     let store = args.store.open()?;
-    let backend =
-        ppo::Backend::parse(&args.backend).map_err(|e| anyhow::anyhow!("--backend: {e}"))?;
+    let backend = crate::common::backend(&args.backend)?;
     let judges = crate::common::judges(
         args.gateway.as_deref(),
         args.offline,
@@ -369,8 +368,7 @@ pub fn run_reward_model(cmd: RewardModelCommand) -> Result<()> {
             .rom_sha1(),
     );
     let store = args.store.open()?;
-    let backend =
-        ppo::Backend::parse(&args.backend).map_err(|e| anyhow::anyhow!("--backend: {e}"))?;
+    let backend = crate::common::backend(&args.backend)?;
     let rt = crate::common::runtime()?;
     let burst = match args.burst {
         Some(b) => b,

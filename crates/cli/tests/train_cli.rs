@@ -18,6 +18,35 @@ fn temp(name: &str) -> std::path::PathBuf {
     dir
 }
 
+/// Runs `cmd` and returns its stdout, failing the test with its stderr unless it succeeded.
+fn ok(cmd: &mut Command) -> Vec<u8> {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// Runs `cmd`, which must fail, and returns its stderr.
+fn fails(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        !out.status.success(),
+        "succeeded: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The binary's `zelda-rl <cmd> --store <dir>/runs`.
+fn zelda(cmd: &str, dir: &std::path::Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.args([cmd, "--store"]).arg(dir.join("runs"));
+    c
+}
+
 fn train(dir: &std::path::Path, extra: &[&str]) -> Command {
     let mut c = Command::new(BIN);
     c.args(["train", "--store"])
@@ -71,17 +100,9 @@ fn sigterm_checkpoints_and_resume_finishes() {
     assert!(latest.contains("\"burst\":0"), "{latest}");
 
     // Without --resume the run is not restarted over the checkpoint.
-    let out = train(&dir, &[]).output().unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--resume"));
+    assert!(fails(&mut train(&dir, &[])).contains("--resume"));
 
-    let out = train(&dir, &["--resume", "--json"]).output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = String::from_utf8(ok(&mut train(&dir, &["--resume", "--json"]))).unwrap();
     let bursts: Vec<serde_json::Value> = stdout
         .lines()
         .filter(|l| l.starts_with('{'))
@@ -109,39 +130,23 @@ fn sigterm_checkpoints_and_resume_finishes() {
 
     // The trained policy plays: `rollout --policy <checkpoint>` (twice: same segments).
     let rollout = |run: &str, policy: &str| {
-        Command::new(BIN)
-            .args(["rollout", "--store"])
-            .arg(dir.join("runs"))
-            .args([
-                "--run", run, "--policy", policy, "--envs", "2", "--steps", "40", "--json",
-            ])
-            .output()
-            .unwrap()
+        let mut c = zelda("rollout", &dir);
+        c.args([
+            "--run", run, "--policy", policy, "--envs", "2", "--steps", "40", "--json",
+        ]);
+        c
     };
-    let out = rollout("play", "t/checkpoints/latest.json");
+    ok(&mut rollout("play", "t/checkpoints/latest.json"));
+    let again = ok(&mut rollout("play", "t/checkpoints/latest.json"));
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = rollout("play", "t/checkpoints/latest.json");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("\"segments_written\":0"),
+        String::from_utf8_lossy(&again).contains("\"segments_written\":0"),
         "rerun rewrote segments"
     );
-    let out = rollout("play2", "t/checkpoints/nope.ckpt");
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("t/checkpoints/nope.ckpt"));
+    let err = fails(&mut rollout("play2", "t/checkpoints/nope.ckpt"));
+    assert!(err.contains("t/checkpoints/nope.ckpt"), "{err}");
 
     // Repeating the finished run is a no-op.
-    let out = train(&dir, &[]).output().unwrap();
-    assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("already complete"));
+    assert!(String::from_utf8_lossy(&ok(&mut train(&dir, &[]))).contains("already complete"));
 }
 
 #[test]
@@ -152,16 +157,13 @@ fn bad_settings_name_the_field() {
         "[train]\nenvs = 3\nbatch_size = 32\n",
     )
     .unwrap();
-    let out = train(&dir, &[]).output().unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = fails(&mut train(&dir, &[]));
     assert!(
         err.contains("train.batch_size") && err.contains("small.toml"),
         "{err}"
     );
     std::fs::write(dir.join("small.toml"), "[ppo]\nlearning_rat = 1\n").unwrap();
-    let out = train(&dir, &[]).output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = fails(&mut train(&dir, &[]));
     assert!(err.contains("learning_rat"), "{err}");
 }
 
@@ -174,20 +176,11 @@ fn rollout_with_explore_resets_reports_the_archive() {
         "[env]\nmax_steps = 12\nexplore_resets = 1.0\nexplore_steps = 5\n",
     )
     .unwrap();
-    let out = Command::new(BIN)
-        .args(["rollout", "--log", "warn", "--store"])
-        .arg(dir.join("runs"))
-        .arg("--config")
+    let out = ok(zelda("rollout", &dir)
+        .args(["--log", "warn", "--config"])
         .arg(&cfg)
-        .args(["--envs", "2", "--steps", "60", "--no-segments", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        .args(["--envs", "2", "--steps", "60", "--no-segments", "--json"]));
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
     let n = |k: &str| v[k].as_u64().unwrap();
     assert!(n("archive_cells") > 0, "{v}");
     assert_eq!(n("archive_states"), n("archive_cells"), "{v}");
@@ -217,19 +210,12 @@ fn archive_reports_the_ladder_and_probes_it() {
         env!("CARGO_MANIFEST_DIR"),
         "/../../tests/reference/scripts/walkthrough.txt"
     );
-    let out = Command::new(BIN)
+    ok(Command::new(BIN)
         .args([
             "emu", "run", "--rom", rom, "--input", script, "--frames", "1232",
         ])
         .arg("--save-state")
-        .arg(&state)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .arg(&state));
     std::fs::write(
         dir.join("small.toml"),
         format!(
@@ -238,30 +224,14 @@ fn archive_reports_the_ladder_and_probes_it() {
         .replace("bursts = 2", "bursts = 1"),
     )
     .unwrap();
-    let out = train(&dir, &["--start-state"])
-        .arg(&state)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(train(&dir, &["--start-state"]).arg(&state));
     let archive = |extra: &[&str]| {
-        let out = Command::new(BIN)
-            .args(["archive", "--log", "warn", "--run", "t", "--store"])
-            .arg(dir.join("runs"))
-            .args(extra)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
+        let mut c = zelda("archive", &dir);
+        c.args(["--log", "warn", "--run", "t"]).args(extra);
+        c
     };
-    let v: serde_json::Value = serde_json::from_slice(&archive(&[
+    let report = |extra: &[&str]| ok(&mut archive(extra));
+    let v: serde_json::Value = serde_json::from_slice(&report(&[
         "--json",
         "--cells",
         "--probe",
@@ -302,7 +272,7 @@ fn archive_reports_the_ladder_and_probes_it() {
     );
     // The same probe again gives the same numbers (seeded), and the text report names
     // the frontier.
-    let again: serde_json::Value = serde_json::from_slice(&archive(&[
+    let again: serde_json::Value = serde_json::from_slice(&report(&[
         "--json",
         "--cells",
         "--probe",
@@ -314,31 +284,59 @@ fn archive_reports_the_ladder_and_probes_it() {
     ]))
     .unwrap();
     assert_eq!(again, v);
-    let text = String::from_utf8(archive(&["--max-rung", "0"])).unwrap();
+    let text = String::from_utf8(report(&["--max-rung", "0"])).unwrap();
     assert!(text.contains("frontier rung"), "{text}");
     assert!(text.contains("0x123"), "{text}");
     // A cartridge other than the run's is refused before any probe.
-    let out = Command::new(BIN)
-        .args(["archive", "--run", "t", "--probe", "1", "--rom"])
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../cartridges/bench-cpu/bench-cpu.gb"
-        ))
-        .arg("--store")
-        .arg(dir.join("runs"))
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = fails(archive(&["--probe", "1", "--rom"]).arg(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../cartridges/bench-cpu/bench-cpu.gb"
+    )));
     assert!(err.contains("is not the cartridge"), "{err}");
     // A policy probe with no episodes asked for is a mistake, not an empty probe.
-    let out = Command::new(BIN)
-        .args(["archive", "--run", "t", "--probe-policy", "--store"])
-        .arg(dir.join("runs"))
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = fails(&mut archive(&["--probe-policy"]));
     assert!(err.contains("add --probe N"), "{err}");
+    // The policy probes too, from a checkpoint given as a local file.
+    let latest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("runs/t/checkpoints/latest.json")).unwrap())
+            .unwrap();
+    let file = dir.join("runs").join(latest["key"].as_str().unwrap());
+    let file = file.to_str().unwrap();
+    let policy: serde_json::Value = serde_json::from_slice(&report(&[
+        "--json",
+        "--checkpoint",
+        file,
+        "--probe",
+        "2",
+        "--probe-policy",
+        "--backend",
+        "flex",
+        "--probe-steps",
+        "8",
+        "--max-rung",
+        "0",
+    ]))
+    .unwrap();
+    assert_eq!(policy["checkpoint"], file, "{policy}");
+    let rung0 = &policy["workers"][0]["rungs"][0];
+    assert_eq!(
+        rung0["probe_episodes"].as_u64().unwrap(),
+        2 * rung0["held"].as_u64().unwrap(),
+        "{policy}"
+    );
+    // A checkpoint that is not there, or a backend that is not one, is named.
+    let err = fails(&mut archive(&["--checkpoint", "t/checkpoints/nope.ckpt"]));
+    assert!(
+        err.contains("checkpoint `t/checkpoints/nope.ckpt`"),
+        "{err}"
+    );
+    let err = fails(&mut archive(&[
+        "--probe",
+        "1",
+        "--probe-policy",
+        "--backend",
+        "gpu",
+    ]));
+    assert!(err.contains("--backend") && err.contains("`gpu`"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -146,23 +146,34 @@ impl Ladder {
     /// What an episode shows: for each cell of its `path` (where it stood before its first
     /// step and after each one, `None` where it was not in a cell), the fewest steps to the
     /// goal from there, by this episode's own steps to its end when it `won` with its last
-    /// step, or on to a cell the ladder counts. The last entry of a won episode's path is
-    /// the goal itself and is not counted. Cells with no way to the goal shown are left out.
+    /// step, or on to a cell the ladder counts, or on to a later visit of the same cell (a
+    /// loop in the path is no part of the way). The last entry of a won episode's path is
+    /// the goal itself and is not counted. Cells with no way to the goal shown are left out;
+    /// each cell is listed once, by its last visit, from the end of the path back.
     pub(crate) fn found(&self, path: &[Option<Cell>], won: bool) -> Vec<(Cell, u32)> {
         let (mut to_goal, counted) = match path.split_last() {
             Some((_, before)) if won => (Some(0), before),
             _ => (None, path),
         };
-        let mut found = Vec::new();
+        let mut found: Vec<(Cell, u32)> = Vec::new();
+        // Where each cell is in `found`.
+        let mut index: BTreeMap<Cell, usize> = BTreeMap::new();
         for c in counted.iter().rev() {
             // One step further from the goal than the entry after it.
             to_goal = to_goal.map(|n: u32| n + 1);
             if let Some(c) = *c {
-                if let Some(n) = self.steps(c) {
+                let here = index.get(&c).map(|&i| found[i].1);
+                if let Some(n) = [self.steps(c), here].into_iter().flatten().min() {
                     to_goal = Some(to_goal.map_or(n, |g| g.min(n)));
                 }
                 if let Some(n) = to_goal {
-                    found.push((c, n));
+                    match index.get(&c) {
+                        Some(&i) => found[i].1 = found[i].1.min(n),
+                        None => {
+                            index.insert(c, found.len());
+                            found.push((c, n));
+                        }
+                    }
                 }
             }
         }
@@ -381,14 +392,19 @@ mod tests {
 
     #[test]
     fn an_episode_shows_the_steps_to_the_goal_from_every_cell_it_stood_on() {
-        let mut l = Ladder::new(4);
-        // Stood on 1, 2, no cell, 2, 3, then the goal: 5, 4, 3, 2 and 1 steps from it; a
-        // cell keeps the fewest shown, and where the episode was in no cell nothing is
-        // counted.
+        let mut l = Ladder::new(2);
+        // Stood on 8, no cell twice, 1, 2, no cell, 7, 2 again, 3, then the goal. Where
+        // the episode was in no cell nothing is counted; the loop from cell 2 back to
+        // cell 2 is cut, so cell 1 is 3 steps from the goal (not 6) and cell 8 is 6 (not
+        // 9); cell 2 is listed once, with the fewest steps.
         let won = [
+            Some(cell(8)),
+            None,
+            None,
             Some(cell(1)),
             Some(cell(2)),
             None,
+            Some(cell(7)),
             Some(cell(2)),
             Some(cell(3)),
             Some(cell(9)),
@@ -396,7 +412,13 @@ mod tests {
         let found = l.found(&won, true);
         assert_eq!(
             found,
-            vec![(cell(3), 1), (cell(2), 2), (cell(2), 4), (cell(1), 5)]
+            vec![
+                (cell(3), 1),
+                (cell(2), 2),
+                (cell(7), 3),
+                (cell(1), 3),
+                (cell(8), 6)
+            ]
         );
         assert!(
             l.found(&won, false).is_empty(),
@@ -412,28 +434,40 @@ mod tests {
             |_| true,
         );
         assert_eq!(
-            [1, 2, 3, 9].map(|x| l.steps(cell(x))),
-            [Some(5), Some(2), Some(1), None]
+            [1, 2, 3, 7, 8, 9].map(|x| l.steps(cell(x))),
+            [Some(3), Some(2), Some(1), Some(3), Some(6), None]
         );
-        // Rungs are 4 steps wide: cell 1 is on rung 1, the others on rung 0.
+        // Rungs are 2 steps wide.
         assert_eq!(
-            [1, 2, 3].map(|x| l.rung(cell(x))),
-            [Some(1), Some(0), Some(0)]
+            [1, 2, 3, 8].map(|x| l.rung(cell(x))),
+            [Some(1), Some(1), Some(0), Some(3)]
         );
-        assert_eq!(l.stats(|_| true).top, 1);
+        assert_eq!(l.stats(|_| true).top, 3);
         // Reaching a counted cell shows the way on from there: 3 steps to cell 2 (2 from
-        // the goal), and cell 1, passed on the way, is shown 4, one fewer than it had.
+        // the goal), and cell 8, passed on the way, is shown 4, fewer than its 6.
         let on = [
             Some(cell(4)),
-            Some(cell(1)),
+            Some(cell(8)),
             Some(cell(5)),
             Some(cell(2)),
             Some(cell(6)),
         ];
         assert_eq!(
             l.found(&on, false),
-            vec![(cell(2), 2), (cell(5), 3), (cell(1), 4), (cell(4), 5)]
+            vec![(cell(2), 2), (cell(5), 3), (cell(8), 4), (cell(4), 5)]
         );
+        // An earlier visit can show a cell nearer than its last one: 5, 3, 5, then two
+        // steps in no cell to the goal shows 5 at 3 from its last visit, but at 2 from its
+        // first, one step before cell 3 (1 from the goal).
+        let back = [
+            Some(cell(5)),
+            Some(cell(3)),
+            Some(cell(5)),
+            None,
+            None,
+            Some(cell(9)),
+        ];
+        assert_eq!(l.found(&back, true), vec![(cell(5), 2), (cell(3), 1)]);
         assert!(l.found(&[], true).is_empty());
     }
 }
