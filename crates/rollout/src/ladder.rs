@@ -27,7 +27,9 @@
 //! The frontier is always a rung with a cell the archive holds a state of: rungs can be
 //! empty (a cell's count only ever drops, and the first counts found need not be
 //! consecutive), and the archive drops states past `env.explore_cells`. A frontier on such
-//! a rung would get no episodes to count and would never move again.
+//! a rung would get no episodes to count and would never move again, so a frontier whose
+//! rung loses its held cells falls to the highest rung below it that has one, and its
+//! counts start afresh (they were for the rung above).
 //!
 //! Episodes from a rung last `env.max_steps`, not `env.explore_steps`: they are meant to
 //! get to the goal.
@@ -237,6 +239,12 @@ impl Ladder {
             *steps = (*steps).min(n);
         }
         let front = self.front(&usable);
+        // A frontier whose rung has lost its held cells falls to the rung in use and counts
+        // afresh: the counts so far were for the rung above.
+        if let Some(f) = front.filter(|&f| f != self.frontier) {
+            self.frontier = f;
+            (self.tries, self.wins) = (0, 0);
+        }
         if r.climbed.is_some() && r.climbed == front {
             self.tries += 1;
             self.wins += u32::from(r.won);
@@ -388,6 +396,21 @@ mod tests {
         }
         let s = k.stats(all);
         assert_eq!((s.frontier, s.frontier_tries, s.frontier_wins), (1, 32, 2));
+        // Counts are for one rung. The frontier's cell loses its state after 8 losses on
+        // rung 3: the frontier falls to rung 0 and counts afresh, and it stays there when
+        // the state is back, so rung 0's win does not count for rung 3.
+        let mut c = Ladder::default();
+        c.record(report(1, Some(0), None, true), 0.5, all);
+        c.record(report(4, Some(3), None, false), 0.5, all);
+        c.frontier = 3;
+        for _ in 0..8 {
+            c.record(report(4, None, Some(3), false), 0.5, all);
+        }
+        let s = c.stats(all);
+        assert_eq!((s.frontier, s.frontier_tries, s.frontier_wins), (3, 8, 0));
+        c.record(report(1, None, Some(0), true), 0.5, stateless);
+        let s = c.stats(all);
+        assert_eq!((s.frontier, s.frontier_tries, s.frontier_wins), (0, 1, 1));
     }
 
     #[test]
