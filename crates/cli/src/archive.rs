@@ -1,9 +1,10 @@
 //! `zelda-rl archive`: what a run's Go-Explore archive and goal ladder hold, read from a
 //! checkpoint, with an optional probe of the ladder's cells: episodes from their kept
-//! states, played by random actions or by the checkpoint's policy.
+//! states, played by random actions or by the checkpoint's policy. `--start-state` places
+//! a save state (the run's own start) on the ladder and probes it the same way.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -58,7 +59,12 @@ pub struct ArchiveArgs {
     /// Threads stepping the probe's environments [default: all cores].
     #[arg(long)]
     threads: Option<usize>,
-    /// The cartridge the run played, for --probe [default: the bundled mini-zelda].
+    /// A save state to place on the ladder, such as the run's own `--start-state`: the
+    /// report gives its cell's steps to the goal and rung, and `--probe` plays from it too.
+    #[arg(long)]
+    start_state: Option<PathBuf>,
+    /// The cartridge the run played, for --probe and --start-state [default: the bundled
+    /// mini-zelda].
     #[arg(long, env = "ROM")]
     rom: Option<PathBuf>,
     /// Print the report as JSON.
@@ -90,6 +96,28 @@ struct WorkerReport {
     rungs: Vec<RungReport>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     cells: Vec<CellReport>,
+    /// Where `--start-state` stands on the ladder.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    start: Option<StartReport>,
+}
+
+#[derive(Debug, Serialize)]
+struct StartReport {
+    room: String,
+    x: u8,
+    y: u8,
+    keys: u8,
+    instruments: u8,
+    progress: u8,
+    /// The fewest steps to the goal the ladder counts from this cell (none: not on it).
+    steps: Option<u32>,
+    rung: Option<u32>,
+    /// The archive keeps a state of this cell.
+    held: bool,
+    probe_episodes: u32,
+    probe_wins: u32,
+    /// Fewest steps any winning probe episode took.
+    probe_best: Option<u32>,
 }
 
 #[derive(Debug, Serialize)]
@@ -152,8 +180,13 @@ pub fn run(args: ArchiveArgs) -> Result<()> {
         EnvState::Local(b) => vec![b],
         EnvState::Workers(w) => w,
     };
+    let start = RomArgs {
+        rom: None,
+        start_state: args.start_state.clone(),
+    }
+    .load_start_state()?;
     // The probe's environments, booted once for all workers.
-    let mut envs = if args.probe > 0 {
+    let envs = if args.probe > 0 || start.is_some() {
         let (rom, name) = RomArgs {
             rom: args.rom.clone(),
             start_state: None,
@@ -167,7 +200,7 @@ pub fn run(args: ArchiveArgs) -> Result<()> {
                 state.cartridge_sha1
             );
         }
-        (0..args.probe)
+        (0..args.probe.max(1))
             .map(|_| ZeldaEnv::new(rom.clone(), settings.env.clone(), settings.reward.clone()))
             .collect::<Result<Vec<_>, _>>()
             .context("booting the probe's environments")?
@@ -175,7 +208,7 @@ pub fn run(args: ArchiveArgs) -> Result<()> {
         Vec::new()
     };
     let n_actions = envs.first().map_or(1, |e| e.actions().len());
-    let mut policy: Box<dyn Policy> = if args.probe_policy {
+    let policy: Box<dyn Policy> = if args.probe_policy {
         Box::new(CheckpointPolicy::from_state(
             &state,
             &key,
@@ -190,24 +223,30 @@ pub fn run(args: ArchiveArgs) -> Result<()> {
             rollout::derive_seed(args.seed, &[0x9011c7]),
         ))
     };
+    let mut prober = Prober::new(envs, policy, &settings, &args)?;
+    let cell_px = settings.env.explore_cell_px;
     let mut workers = Vec::new();
     for (i, snap) in snapshots.iter().enumerate() {
         let (archive, ladder) =
             rollout::explore_in_snapshot(snap, settings.env.explore_ladder_rung)
                 .with_context(|| format!("{key}: environments of worker {i}"))?;
-        let probes = if envs.is_empty() {
-            BTreeMap::new()
+        let probes = if args.probe > 0 {
+            probe_cells(&mut prober, &archive, &ladder, &args, cell_px)?
         } else {
-            probe(
-                &mut envs,
-                &settings,
+            BTreeMap::new()
+        };
+        let mut report = worker_report(&archive, &ladder, &probes, &args);
+        if let Some(state) = &start {
+            report.start = Some(start_report(
+                &mut prober,
+                state,
                 &archive,
                 &ladder,
                 &args,
-                policy.as_mut(),
-            )?
-        };
-        workers.push(worker_report(&archive, &ladder, &probes, &args));
+                cell_px,
+            )?);
+        }
+        workers.push(report);
     }
     let report = Report {
         checkpoint: key,
@@ -247,77 +286,103 @@ fn shown(ladder: &Ladder, max_rung: Option<u32>) -> impl Iterator<Item = (Cell, 
         .filter(move |&(_, n)| max_rung.is_none_or(|m| ladder.rung_of(n) <= m))
 }
 
-/// Plays `--probe` episodes from the kept state of every shown ladder cell, as the
-/// ladder starts them (the run's `max_steps` limit), and counts those that gain an
-/// instrument. The episodes of one cell step together on the threads; `policy` acts for
-/// all of them at once.
-fn probe(
-    envs: &mut [ZeldaEnv],
-    settings: &train::Settings,
-    archive: &Archive,
-    ladder: &Ladder,
-    args: &ArchiveArgs,
-    policy: &mut dyn Policy,
-) -> Result<BTreeMap<Cell, Probe>> {
-    let cells: Vec<Cell> = shown(ladder, args.max_rung)
-        .map(|(c, _)| c)
-        .filter(|&c| archive.holds(c))
-        .collect();
-    let n = envs.len();
-    let limit = args.probe_steps.unwrap_or(settings.env.max_steps);
-    let threads = args
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .clamp(1, n);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .context("starting the probe's threads")?;
-    let frame_len = settings.env.frame_stack * FRAME_PIXELS;
-    let mut frames = vec![0u8; n * frame_len];
-    let mut features = vec![0f32; n * FEATURES];
-    let mut actions = vec![0usize; n];
-    let bar = crate::common::progress_bar(cells.len() as u64, "cells probed");
-    let mut probes = BTreeMap::new();
-    for (i, &cell) in cells.iter().enumerate() {
-        let state = archive
-            .state(cell)
-            .expect("only held cells are probed")
-            .with_context(|| format!("unpacking the state of {cell:?}"))?;
-        for (e, env) in envs.iter_mut().enumerate() {
-            env.reset_to(
-                &state,
-                rollout::derive_seed(args.seed, &[i as u64, e as u64]),
-            )
-            .with_context(|| format!("loading the state of {cell:?}"))?;
+/// Plays episodes from one save state at a time, all of a state's episodes stepping
+/// together: one per environment, stepped on the pool, with `policy` acting for all of
+/// them at once.
+struct Prober {
+    envs: Vec<ZeldaEnv>,
+    policy: Box<dyn Policy>,
+    pool: rayon::ThreadPool,
+    /// Steps per episode (it also ends where the game ends it).
+    limit: u32,
+    seed: u64,
+    frame_len: usize,
+    frames: Vec<u8>,
+    features: Vec<f32>,
+    actions: Vec<usize>,
+}
+
+impl Prober {
+    fn new(
+        envs: Vec<ZeldaEnv>,
+        policy: Box<dyn Policy>,
+        settings: &train::Settings,
+        args: &ArchiveArgs,
+    ) -> Result<Self> {
+        let n = envs.len();
+        let threads = args
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .clamp(1, n.max(1));
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .context("starting the probe's threads")?;
+        let frame_len = settings.env.frame_stack * FRAME_PIXELS;
+        Ok(Self {
+            policy,
+            pool,
+            limit: args.probe_steps.unwrap_or(settings.env.max_steps),
+            seed: args.seed,
+            frame_len,
+            frames: vec![0u8; n * frame_len],
+            features: vec![0f32; n * FEATURES],
+            actions: vec![0usize; n],
+            envs,
+        })
+    }
+
+    /// Loads `state` into every environment (seeded by `key`), as a ladder start does but
+    /// with the `max_steps` limit, and returns the first one's cell.
+    fn load(&mut self, state: &[u8], key: u64, cell_px: u8) -> Result<Option<Cell>> {
+        for (e, env) in self.envs.iter_mut().enumerate() {
+            env.reset_to(state, rollout::derive_seed(self.seed, &[key, e as u64]))?;
             env.set_explore_limit(false);
         }
+        Ok(self
+            .envs
+            .first()
+            .and_then(|env| Cell::of(env.state(), env.progress(), cell_px)))
+    }
+
+    /// Plays one episode per environment from the state [`Prober::load`] put there,
+    /// counting those that gain an instrument.
+    fn play(&mut self) -> Probe {
+        let n = self.envs.len();
+        let had: Vec<u32> = self
+            .envs
+            .iter()
+            .map(|e| e.state().instrument_count())
+            .collect();
         // Per episode: still playing, and the step it won on.
         let mut live = vec![true; n];
         let mut won: Vec<Option<u32>> = vec![None; n];
-        for step in 1..=limit {
+        let fl = self.frame_len;
+        for step in 1..=self.limit {
             if !live.contains(&true) {
                 break;
             }
-            for (e, env) in envs.iter().enumerate() {
+            for (e, env) in self.envs.iter().enumerate() {
                 env.write_observation(
-                    &mut frames[e * frame_len..(e + 1) * frame_len],
-                    &mut features[e * FEATURES..(e + 1) * FEATURES],
+                    &mut self.frames[e * fl..(e + 1) * fl],
+                    &mut self.features[e * FEATURES..(e + 1) * FEATURES],
                 );
             }
-            policy.act(&frames, &features, &mut actions);
+            self.policy
+                .act(&self.frames, &self.features, &mut self.actions);
+            let (envs, actions) = (&mut self.envs, &self.actions);
             // Each episode is its own env: which thread steps it changes nothing.
-            pool.install(|| {
+            self.pool.install(|| {
                 envs.par_iter_mut()
                     .zip(live.par_iter_mut())
                     .zip(won.par_iter_mut())
-                    .zip(actions.par_iter())
-                    .for_each(|(((env, live), won), &a)| {
+                    .zip(actions.par_iter().zip(&had))
+                    .for_each(|(((env, live), won), (&a, &had))| {
                         if !*live {
                             return;
                         }
                         let r = env.step(a);
-                        if env.state().instrument_count() > u32::from(cell.instruments) {
+                        if env.state().instrument_count() > had {
                             *won = Some(step);
                             *live = false;
                         } else if r.done() {
@@ -326,18 +391,84 @@ fn probe(
                     });
             });
         }
-        probes.insert(
-            cell,
-            Probe {
-                episodes: n as u32,
-                wins: won.iter().flatten().count() as u32,
-                best: won.iter().flatten().min().copied(),
-            },
-        );
+        Probe {
+            episodes: n as u32,
+            wins: won.iter().flatten().count() as u32,
+            best: won.iter().flatten().min().copied(),
+        }
+    }
+}
+
+/// Plays `--probe` episodes from the kept state of every shown ladder cell, as the
+/// ladder starts them (the run's `max_steps` limit), and counts those that gain an
+/// instrument.
+fn probe_cells(
+    prober: &mut Prober,
+    archive: &Archive,
+    ladder: &Ladder,
+    args: &ArchiveArgs,
+    cell_px: u8,
+) -> Result<BTreeMap<Cell, Probe>> {
+    let cells: Vec<Cell> = shown(ladder, args.max_rung)
+        .map(|(c, _)| c)
+        .filter(|&c| archive.holds(c))
+        .collect();
+    let bar = crate::common::progress_bar(cells.len() as u64, "cells probed");
+    let mut probes = BTreeMap::new();
+    for (i, &cell) in cells.iter().enumerate() {
+        let state = archive
+            .state(cell)
+            .expect("only held cells are probed")
+            .with_context(|| format!("unpacking the state of {cell:?}"))?;
+        prober
+            .load(&state, i as u64, cell_px)
+            .with_context(|| format!("loading the state of {cell:?}"))?;
+        probes.insert(cell, prober.play());
         bar.inc(1);
     }
     bar.finish_and_clear();
     Ok(probes)
+}
+
+/// Where `--start-state` stands on `ladder`, probed with `--probe` episodes.
+fn start_report(
+    prober: &mut Prober,
+    state: &[u8],
+    archive: &Archive,
+    ladder: &Ladder,
+    args: &ArchiveArgs,
+    cell_px: u8,
+) -> Result<StartReport> {
+    let path = args.start_state.as_deref().unwrap_or(Path::new("-"));
+    let cell = prober
+        .load(state, u64::MAX, cell_px)
+        .with_context(|| format!("--start-state {}", path.display()))?
+        .with_context(|| {
+            format!(
+                "--start-state {}: Link is not in play there (no cell)",
+                path.display()
+            )
+        })?;
+    let steps = ladder.steps(cell);
+    let p = if args.probe > 0 {
+        prober.play()
+    } else {
+        Probe::default()
+    };
+    Ok(StartReport {
+        room: room_name(cell.room),
+        x: cell.x,
+        y: cell.y,
+        keys: cell.keys,
+        instruments: cell.instruments,
+        progress: cell.progress,
+        steps,
+        rung: steps.map(|n| ladder.rung_of(n)),
+        held: archive.holds(cell),
+        probe_episodes: p.episodes,
+        probe_wins: p.wins,
+        probe_best: p.best,
+    })
 }
 
 fn worker_report(
@@ -403,6 +534,7 @@ fn worker_report(
         frontier_wins: l.frontier_wins,
         rungs: rungs.into_values().collect(),
         cells,
+        start: None,
     }
 }
 
@@ -429,6 +561,27 @@ fn print_text(r: &Report, probed: bool) {
             "ladder: {} cells, rungs of {} steps, top rung {}, frontier rung {} ({} of {} tries won)",
             w.ladder_cells, w.rung_steps, w.top_rung, w.frontier, w.frontier_wins, w.frontier_tries
         );
+        if let Some(s) = &w.start {
+            let place = match (s.steps, s.rung) {
+                (Some(n), Some(r)) => format!("{n} steps from the goal (rung {r})"),
+                _ => "not on the ladder".into(),
+            };
+            let probe = if probed {
+                format!(
+                    "; probe {} of {} won{}",
+                    s.probe_wins,
+                    s.probe_episodes,
+                    s.probe_best
+                        .map_or(String::new(), |b| format!(" (fewest steps {b})"))
+                )
+            } else {
+                String::new()
+            };
+            println!(
+                "start state: room {} ({}, {}), progress {}: {place}{probe}",
+                s.room, s.x, s.y, s.progress
+            );
+        }
         if w.rungs.is_empty() {
             continue;
         }

@@ -287,6 +287,44 @@ fn archive_reports_the_ladder_and_probes_it() {
     let text = String::from_utf8(report(&["--max-rung", "0"])).unwrap();
     assert!(text.contains("frontier rung"), "{text}");
     assert!(text.contains("0x123"), "{text}");
+    // The run's start state, placed on the ladder and probed: it is in the instrument
+    // room, its cell is one of the ladder's, and its probe plays --probe episodes.
+    let start: serde_json::Value = serde_json::from_slice(&report(&[
+        "--json",
+        "--cells",
+        "--start-state",
+        state.to_str().unwrap(),
+        "--probe",
+        "4",
+        "--probe-steps",
+        "8",
+    ]))
+    .unwrap();
+    let s = &start["workers"][0]["start"];
+    assert_eq!(s["room"], "0x123", "{s}");
+    assert_eq!(s["probe_episodes"], 4, "{s}");
+    let steps = s["steps"]
+        .as_u64()
+        .expect("the start cell is on the ladder");
+    assert_eq!(s["rung"].as_u64().unwrap(), steps / 4, "{s}");
+    let same = start["workers"][0]["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| {
+            c["room"] == s["room"]
+                && c["x"] == s["x"]
+                && c["y"] == s["y"]
+                && c["progress"] == s["progress"]
+                && c["keys"] == s["keys"]
+        })
+        .expect("the start cell is listed");
+    assert_eq!(same["steps"].as_u64(), Some(steps), "{same}");
+    // Without --probe the start is placed but not played; the text names it.
+    let text = String::from_utf8(report(&["--start-state", state.to_str().unwrap()])).unwrap();
+    assert!(text.contains("start state: room 0x123"), "{text}");
+    let err = fails(&mut archive(&["--start-state", rom]));
+    assert!(err.contains("--start-state"), "{err}");
     // A cartridge other than the run's is refused before any probe.
     let err = fails(archive(&["--probe", "1", "--rom"]).arg(concat!(
         env!("CARGO_MANIFEST_DIR"),
