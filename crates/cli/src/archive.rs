@@ -103,21 +103,58 @@ struct WorkerReport {
 
 #[derive(Debug, Serialize)]
 struct StartReport {
+    #[serde(flatten)]
+    at: Place,
+    /// The fewest steps to the goal the ladder counts from this cell (none: not on it).
+    steps: Option<u32>,
+    rung: Option<u32>,
+    /// The archive keeps a state of this cell.
+    held: bool,
+    #[serde(flatten)]
+    probe: ProbeReport,
+}
+
+/// A cell as reports name it.
+#[derive(Debug, Serialize)]
+struct Place {
     room: String,
     x: u8,
     y: u8,
     keys: u8,
     instruments: u8,
     progress: u8,
-    /// The fewest steps to the goal the ladder counts from this cell (none: not on it).
-    steps: Option<u32>,
-    rung: Option<u32>,
-    /// The archive keeps a state of this cell.
-    held: bool,
+}
+
+impl From<Cell> for Place {
+    fn from(c: Cell) -> Self {
+        Self {
+            room: room_name(c.room),
+            x: c.x,
+            y: c.y,
+            keys: c.keys,
+            instruments: c.instruments,
+            progress: c.progress,
+        }
+    }
+}
+
+/// A probe's outcome as reports give it.
+#[derive(Debug, Serialize)]
+struct ProbeReport {
     probe_episodes: u32,
     probe_wins: u32,
     /// Fewest steps any winning probe episode took.
     probe_best: Option<u32>,
+}
+
+impl From<Probe> for ProbeReport {
+    fn from(p: Probe) -> Self {
+        Self {
+            probe_episodes: p.episodes,
+            probe_wins: p.wins,
+            probe_best: p.best,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -140,18 +177,12 @@ struct RungReport {
 struct CellReport {
     rung: u32,
     steps: u32,
-    room: String,
-    x: u8,
-    y: u8,
-    keys: u8,
-    instruments: u8,
-    progress: u8,
+    #[serde(flatten)]
+    at: Place,
     #[serde(flatten)]
     info: Option<CellInfo>,
-    probe_episodes: u32,
-    probe_wins: u32,
-    /// Fewest steps any winning probe episode took.
-    probe_best: Option<u32>,
+    #[serde(flatten)]
+    probe: ProbeReport,
 }
 
 /// Probe outcome of one cell.
@@ -225,6 +256,9 @@ pub fn run(args: ArchiveArgs) -> Result<()> {
     };
     let mut prober = Prober::new(envs, policy, &settings, &args)?;
     let cell_px = settings.env.explore_cell_px;
+    // The start's cell and probe are the same for every worker: played once, after the
+    // first worker's cells (so a one-worker report steps the policy in the same order).
+    let mut start_played: Option<(Cell, Probe)> = None;
     let mut workers = Vec::new();
     for (i, snap) in snapshots.iter().enumerate() {
         let (archive, ladder) =
@@ -237,14 +271,18 @@ pub fn run(args: ArchiveArgs) -> Result<()> {
         };
         let mut report = worker_report(&archive, &ladder, &probes, &args);
         if let Some(state) = &start {
-            report.start = Some(start_report(
-                &mut prober,
-                state,
-                &archive,
-                &ladder,
-                &args,
-                cell_px,
-            )?);
+            let (cell, probe) = match start_played {
+                Some(played) => played,
+                None => *start_played.insert(play_start(&mut prober, state, &args, cell_px)?),
+            };
+            let steps = ladder.steps(cell);
+            report.start = Some(StartReport {
+                at: cell.into(),
+                steps,
+                rung: steps.map(|n| ladder.rung_of(n)),
+                held: archive.holds(cell),
+                probe: probe.into(),
+            });
         }
         workers.push(report);
     }
@@ -430,15 +468,13 @@ fn probe_cells(
     Ok(probes)
 }
 
-/// Where `--start-state` stands on `ladder`, probed with `--probe` episodes.
-fn start_report(
+/// The cell `--start-state` puts Link in, and `--probe` episodes played from it.
+fn play_start(
     prober: &mut Prober,
     state: &[u8],
-    archive: &Archive,
-    ladder: &Ladder,
     args: &ArchiveArgs,
     cell_px: u8,
-) -> Result<StartReport> {
+) -> Result<(Cell, Probe)> {
     let path = args.start_state.as_deref().unwrap_or(Path::new("-"));
     let cell = prober
         .load(state, u64::MAX, cell_px)
@@ -449,26 +485,12 @@ fn start_report(
                 path.display()
             )
         })?;
-    let steps = ladder.steps(cell);
-    let p = if args.probe > 0 {
+    let probe = if args.probe > 0 {
         prober.play()
     } else {
         Probe::default()
     };
-    Ok(StartReport {
-        room: room_name(cell.room),
-        x: cell.x,
-        y: cell.y,
-        keys: cell.keys,
-        instruments: cell.instruments,
-        progress: cell.progress,
-        steps,
-        rung: steps.map(|n| ladder.rung_of(n)),
-        held: archive.holds(cell),
-        probe_episodes: p.episodes,
-        probe_wins: p.wins,
-        probe_best: p.best,
-    })
+    Ok((cell, probe))
 }
 
 fn worker_report(
@@ -508,20 +530,13 @@ fn worker_report(
             cells.push(CellReport {
                 rung,
                 steps: n,
-                room: room_name(c.room),
-                x: c.x,
-                y: c.y,
-                keys: c.keys,
-                instruments: c.instruments,
-                progress: c.progress,
+                at: c.into(),
                 info,
-                probe_episodes: p.episodes,
-                probe_wins: p.wins,
-                probe_best: p.best,
+                probe: p.into(),
             });
         }
     }
-    cells.sort_by_key(|c| (c.steps, c.room.clone(), c.y, c.x));
+    cells.sort_by_key(|c| (c.steps, c.at.room.clone(), c.at.y, c.at.x));
     WorkerReport {
         archive_cells: a.cells,
         archive_states: a.states,
@@ -569,9 +584,10 @@ fn print_text(r: &Report, probed: bool) {
             let probe = if probed {
                 format!(
                     "; probe {} of {} won{}",
-                    s.probe_wins,
-                    s.probe_episodes,
-                    s.probe_best
+                    s.probe.probe_wins,
+                    s.probe.probe_episodes,
+                    s.probe
+                        .probe_best
                         .map_or(String::new(), |b| format!(" (fewest steps {b})"))
                 )
             } else {
@@ -579,7 +595,7 @@ fn print_text(r: &Report, probed: bool) {
             };
             println!(
                 "start state: room {} ({}, {}), progress {}: {place}{probe}",
-                s.room, s.x, s.y, s.progress
+                s.at.room, s.at.x, s.at.y, s.at.progress
             );
         }
         if w.rungs.is_empty() {
@@ -641,12 +657,14 @@ fn print_text(r: &Report, probed: bool) {
                         )
                     },
                 );
-                let probe = if probed && c.probe_episodes > 0 {
+                let probe = if probed && c.probe.probe_episodes > 0 {
                     format!(
                         "{}/{}{}",
-                        c.probe_wins,
-                        c.probe_episodes,
-                        c.probe_best.map_or(String::new(), |b| format!(" ({b})"))
+                        c.probe.probe_wins,
+                        c.probe.probe_episodes,
+                        c.probe
+                            .probe_best
+                            .map_or(String::new(), |b| format!(" ({b})"))
                     )
                 } else {
                     String::new()
@@ -655,11 +673,11 @@ fn print_text(r: &Report, probed: bool) {
                     "{:>4} {:>5} {:>5} {:>3} {:>3} {:>4} {:>5} {:>4} {:>6} {:>6} {:>6} {probe}",
                     c.rung,
                     c.steps,
-                    c.room,
-                    c.x,
-                    c.y,
-                    c.keys,
-                    c.progress,
+                    c.at.room,
+                    c.at.x,
+                    c.at.y,
+                    c.at.keys,
+                    c.at.progress,
                     hp,
                     depth,
                     chosen,
