@@ -19,7 +19,7 @@ pub mod shaping;
 pub use data::{Dataset, Pair, PairRule, Sample, Split, derive_pairs};
 pub use model::{
     EvalStats, ModelIdentity, NormStats, Objective, REWARD_MODEL_KIND, REWARD_MODEL_VERSION,
-    RewardModel, RewardNetConfig, TrainConfig, TrainReport, train,
+    Requirement, RewardModel, RewardNetConfig, TrainConfig, TrainReport, train,
 };
 pub use ppo::nn::Backend;
 pub use shaping::{EpisodeCounts, Shaped, Shaper, ShapingConfig, Threshold};
@@ -53,12 +53,16 @@ pub enum RewardModelError {
         /// SHA-1 the caller plays.
         requested: String,
     },
-    /// The model expects another feature layout.
-    #[error("reward model uses feature layout version {model}, the env provides {requested}")]
+    /// The model expects a feature layout the caller cannot give it.
+    #[error(
+        "reward model uses feature layout version {model}, the env provides {requested} (it reads models of layouts {oldest} to {requested})"
+    )]
     FeatureLayout {
         /// Layout version stored in the model.
         model: u32,
         /// Layout version of the env.
         requested: u32,
+        /// The oldest layout whose model inputs the env's equal.
+        oldest: u32,
     },
 }

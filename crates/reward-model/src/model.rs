@@ -146,6 +146,29 @@ pub struct ModelIdentity {
     pub feature_layout_version: u32,
 }
 
+/// What a loader accepts: the cartridge it plays, and the feature layouts whose model
+/// inputs equal its own (a layout version can change only features the model does not read).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Requirement {
+    /// SHA-1 (hex) of the cartridge being played.
+    pub cartridge_sha1: String,
+    /// The oldest accepted layout version.
+    pub oldest_layout: u32,
+    /// The env's own layout version (the newest accepted).
+    pub layout: u32,
+}
+
+impl From<ModelIdentity> for Requirement {
+    /// Exactly that identity's cartridge and layout.
+    fn from(id: ModelIdentity) -> Self {
+        Self {
+            cartridge_sha1: id.cartridge_sha1,
+            oldest_layout: id.feature_layout_version,
+            layout: id.feature_layout_version,
+        }
+    }
+}
+
 /// Mean and standard deviation of the raw output over the training samples (Motif normalises
 /// the reward with them), plus raw-output quantiles for quantile thresholds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -659,12 +682,12 @@ impl RewardModel {
         )
     }
 
-    /// Loads a model, requiring it to match `expected` (the cartridge being played and the
-    /// env's feature layout version).
+    /// Loads a model, requiring it to fit `expected` (the cartridge being played and a
+    /// feature layout the env can give it).
     pub fn from_bytes(
         bytes: &[u8],
         backend: Backend,
-        expected: &ModelIdentity,
+        expected: &Requirement,
     ) -> Result<Self, RewardModelError> {
         let c = container::decode(bytes, REWARD_MODEL_KIND, REWARD_MODEL_VERSION)?;
         let identity: ModelIdentity = meta_field(&c, "identity")?;
@@ -677,10 +700,11 @@ impl RewardModel {
                 requested: expected.cartridge_sha1.clone(),
             });
         }
-        if identity.feature_layout_version != expected.feature_layout_version {
+        if !(expected.oldest_layout..=expected.layout).contains(&identity.feature_layout_version) {
             return Err(RewardModelError::FeatureLayout {
                 model: identity.feature_layout_version,
-                requested: expected.feature_layout_version,
+                requested: expected.layout,
+                oldest: expected.oldest_layout,
             });
         }
         let config: RewardNetConfig = meta_field(&c, "net")?;

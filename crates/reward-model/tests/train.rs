@@ -4,8 +4,8 @@
 use ppo::rng::HostRng;
 use ppo::{ConvLayer, EncoderConfig};
 use reward_model::{
-    Backend, Dataset, ModelIdentity, Objective, Pair, PairRule, RewardModel, RewardModelError,
-    RewardNetConfig, Sample, Shaper, ShapingConfig, TrainConfig, train,
+    Backend, Dataset, ModelIdentity, Objective, Pair, PairRule, Requirement, RewardModel,
+    RewardModelError, RewardNetConfig, Sample, Shaper, ShapingConfig, TrainConfig, train,
 };
 
 const H: usize = 12;
@@ -171,7 +171,7 @@ fn export_import_round_trip_and_determinism() {
     let bytes = m1.to_bytes();
     assert_eq!(bytes, m2.to_bytes(), "same seed must give the same bytes");
 
-    let loaded = RewardModel::from_bytes(&bytes, Backend::Flex, &identity()).unwrap();
+    let loaded = RewardModel::from_bytes(&bytes, Backend::Flex, &identity().into()).unwrap();
     assert_eq!(loaded.norm(), m1.norm());
     assert_eq!(loaded.report(), m1.report());
     assert_eq!(loaded.to_bytes(), bytes);
@@ -234,7 +234,7 @@ fn wrong_cartridge_layout_or_corruption_is_a_clear_error() {
         cartridge_sha1: "ffffffffffffffffffffffffffffffffffffffff".into(),
         ..identity()
     };
-    let e = RewardModel::from_bytes(&bytes, Backend::Flex, &other)
+    let e = RewardModel::from_bytes(&bytes, Backend::Flex, &other.into())
         .err()
         .unwrap();
     assert!(matches!(e, RewardModelError::WrongCartridge { .. }), "{e}");
@@ -244,15 +244,28 @@ fn wrong_cartridge_layout_or_corruption_is_a_clear_error() {
         feature_layout_version: 4,
         ..identity()
     };
-    let e = RewardModel::from_bytes(&bytes, Backend::Flex, &layout)
+    let e = RewardModel::from_bytes(&bytes, Backend::Flex, &layout.into())
         .err()
         .unwrap();
     assert!(matches!(e, RewardModelError::FeatureLayout { .. }), "{e}");
+    assert!(e.to_string().contains("version 3"), "{e}");
+    // A newer env that reads layout 3's inputs unchanged loads it; one that does not, not.
+    let reads = |oldest_layout| Requirement {
+        cartridge_sha1: identity().cartridge_sha1,
+        oldest_layout,
+        layout: 5,
+    };
+    assert!(RewardModel::from_bytes(&bytes, Backend::Flex, &reads(2)).is_ok());
+    assert!(RewardModel::from_bytes(&bytes, Backend::Flex, &reads(3)).is_ok());
+    let e = RewardModel::from_bytes(&bytes, Backend::Flex, &reads(4))
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("layouts 4 to 5"), "{e}");
 
     let mut bad = bytes.clone();
     let i = bad.len() - 7;
     bad[i] ^= 0x10;
-    let e = RewardModel::from_bytes(&bad, Backend::Flex, &identity())
+    let e = RewardModel::from_bytes(&bad, Backend::Flex, &identity().into())
         .err()
         .unwrap();
     assert!(matches!(e, RewardModelError::Container(_)), "{e}");

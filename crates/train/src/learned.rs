@@ -5,7 +5,8 @@
 use episodes::{Segment, Store};
 use evaluator::{PreferenceLine, ScoreLine};
 use reward_model::{
-    Dataset, ModelIdentity, Pair, RewardModel, RewardNetConfig, Sample, Shaper, ShapingConfig,
+    Dataset, ModelIdentity, Pair, Requirement, RewardModel, RewardNetConfig, Sample, Shaper,
+    ShapingConfig,
 };
 use rollout::VecEnv;
 use zelda::obs::{FRAME_PIXELS, STATE_FEATURES, downscale, write_state_features};
@@ -130,6 +131,15 @@ pub fn identity(cartridge_sha1: &str) -> ModelIdentity {
     }
 }
 
+/// What a stored model must be to be used on `cartridge_sha1`: any layout whose state
+/// features are this build's.
+pub fn requirement(cartridge_sha1: &str) -> Requirement {
+    Requirement {
+        oldest_layout: zelda::obs::STATE_FEATURES_SINCE,
+        ..identity(cartridge_sha1).into()
+    }
+}
+
 /// A reward model in use during rollouts, with scratch buffers for batched inference.
 pub struct LearnedReward {
     model: RewardModel,
@@ -150,7 +160,7 @@ impl LearnedReward {
         shaping: &ShapingConfig,
         backend: ppo::Backend,
     ) -> Result<Self, TrainError> {
-        let model = RewardModel::from_bytes(bytes, backend, &identity(cartridge_sha1))
+        let model = RewardModel::from_bytes(bytes, backend, &requirement(cartridge_sha1))
             .map_err(|e| TrainError::RewardModel(format!("{key}: {e}")))?;
         let shaper = Shaper::new(shaping.clone(), model.norm())
             .map_err(|e| TrainError::RewardModel(format!("{key}: {e}")))?;
@@ -251,4 +261,63 @@ pub async fn train(
         pairs: data.pairs.len(),
         val_pair_accuracy: model.report().val.pair_accuracy,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CART: &str = "0123456789abcdef0123456789abcdef01234567";
+
+    /// A one-epoch model on noise, recorded as trained for feature layout `layout`.
+    fn model_of_layout(layout: u32) -> Vec<u8> {
+        let samples = (0..8u8)
+            .map(|i| Sample {
+                frames: vec![i.wrapping_mul(31); FRAME_PIXELS],
+                features: vec![f32::from(i) / 8.0; STATE_FEATURES],
+                score: Some(f32::from(i) / 8.0),
+            })
+            .collect();
+        let data = Dataset {
+            samples,
+            pairs: Vec::new(),
+        };
+        let cfg = reward_model::TrainConfig {
+            epochs: 1,
+            batch_size: 4,
+            ..Default::default()
+        };
+        let id = ModelIdentity {
+            feature_layout_version: layout,
+            ..identity(CART)
+        };
+        reward_model::train(&data, &net_config(), id, &cfg, ppo::Backend::Flex)
+            .unwrap()
+            .to_bytes()
+    }
+
+    #[test]
+    fn models_of_older_layouts_with_the_same_state_features_load() {
+        let load = |layout| {
+            LearnedReward::load(
+                &model_of_layout(layout),
+                "rm.safetensors",
+                CART,
+                &ShapingConfig::default(),
+                ppo::Backend::Flex,
+            )
+        };
+        for layout in zelda::obs::STATE_FEATURES_SINCE..=zelda::obs::FEATURES_VERSION {
+            assert!(load(layout).is_ok(), "layout {layout} refused");
+        }
+        let newer = zelda::obs::FEATURES_VERSION + 1;
+        let e = load(newer).err().unwrap().to_string();
+        assert!(
+            e.contains("rm.safetensors") && e.contains(&format!("version {newer}")),
+            "{e}"
+        );
+        if zelda::obs::STATE_FEATURES_SINCE > 1 {
+            assert!(load(zelda::obs::STATE_FEATURES_SINCE - 1).is_err());
+        }
+    }
 }

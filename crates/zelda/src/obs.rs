@@ -21,6 +21,11 @@ pub const FEATURES: usize = 30 + LOCAL_MAP_SIDE * LOCAL_MAP_SIDE;
 /// checkpoints record it). Version 2 added the current room's status bits and the world's
 /// progress.
 pub const FEATURES_VERSION: u32 = 2;
+/// The oldest [`FEATURES_VERSION`] whose [`write_state_features`] part is this one's
+/// (version 2 changed only the rest), so a reward model, which reads only that part, of
+/// any layout from this one on still fits. Set it to [`FEATURES_VERSION`] when that part
+/// changes.
+pub const STATE_FEATURES_SINCE: u32 = 1;
 /// World progress at which its feature saturates (mini-zelda's whole game is 5).
 const PROGRESS_SCALE: f32 = 64.0;
 
