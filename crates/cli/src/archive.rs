@@ -171,6 +171,9 @@ struct RungReport {
     progress: BTreeMap<u8, u32>,
     probe_episodes: u32,
     probe_wins: u32,
+    /// The run's own policy episodes from the rung's cells ([`rollout::ladder::Tried`]).
+    policy_tries: u32,
+    policy_wins: u32,
 }
 
 #[derive(Debug, Serialize)]
@@ -181,6 +184,9 @@ struct CellReport {
     at: Place,
     #[serde(flatten)]
     info: Option<CellInfo>,
+    /// The run's own policy episodes from the cell (halved past a window) and their wins.
+    policy_tries: u32,
+    policy_wins: u32,
     #[serde(flatten)]
     probe: ProbeReport,
 }
@@ -506,6 +512,7 @@ fn worker_report(
     for (c, n) in shown(ladder, args.max_rung) {
         let rung = ladder.rung_of(n);
         let p = probes.get(&c).copied().unwrap_or_default();
+        let tried = ladder.tried(c).unwrap_or_default();
         let info = archive.info(c);
         let r = rungs.entry(rung).or_insert_with(|| RungReport {
             rung,
@@ -517,6 +524,8 @@ fn worker_report(
             progress: BTreeMap::new(),
             probe_episodes: 0,
             probe_wins: 0,
+            policy_tries: 0,
+            policy_wins: 0,
         });
         r.cells += 1;
         r.held += u32::from(info.is_some_and(|i| i.held));
@@ -526,12 +535,16 @@ fn worker_report(
         *r.progress.entry(c.progress).or_default() += 1;
         r.probe_episodes += p.episodes;
         r.probe_wins += p.wins;
+        r.policy_tries += tried.tries;
+        r.policy_wins += tried.wins;
         if args.cells {
             cells.push(CellReport {
                 rung,
                 steps: n,
                 at: c.into(),
                 info,
+                policy_tries: tried.tries,
+                policy_wins: tried.wins,
                 probe: p.into(),
             });
         }
@@ -602,11 +615,12 @@ fn print_text(r: &Report, probed: bool) {
             continue;
         }
         println!(
-            "\n{:>4} {:>5} {:>4} {:>7} {}rooms (cells) / progress (cells)",
+            "\n{:>4} {:>5} {:>4} {:>7} {:<12} {}rooms (cells) / progress (cells)",
             "rung",
             "cells",
             "held",
             "steps",
+            "policy wins",
             if probed { "probe wins  " } else { "" },
         );
         for g in &w.rungs {
@@ -616,18 +630,19 @@ fn print_text(r: &Report, probed: bool) {
                 String::new()
             };
             println!(
-                "{:>4} {:>5} {:>4} {:>7} {probe}{} / {}",
+                "{:>4} {:>5} {:>4} {:>7} {:<12} {probe}{} / {}",
                 g.rung,
                 g.cells,
                 g.held,
                 format!("{}-{}", g.min_steps, g.max_steps),
+                format!("{:>5}/{}", g.policy_wins, g.policy_tries),
                 join(&g.rooms),
                 join(&g.progress)
             );
         }
         if !w.cells.is_empty() {
             println!(
-                "\n{:>4} {:>5} {:>5} {:>3} {:>3} {:>4} {:>5} {:>4} {:>6} {:>6} {:>6} {}",
+                "\n{:>4} {:>5} {:>5} {:>3} {:>3} {:>4} {:>5} {:>4} {:>6} {:>6} {:>6} {:>7} {}",
                 "rung",
                 "steps",
                 "room",
@@ -639,6 +654,7 @@ fn print_text(r: &Report, probed: bool) {
                 "depth",
                 "chosen",
                 "visits",
+                "policy",
                 if probed { "probe wins (best)" } else { "" }
             );
             for c in &w.cells {
@@ -670,7 +686,7 @@ fn print_text(r: &Report, probed: bool) {
                     String::new()
                 };
                 println!(
-                    "{:>4} {:>5} {:>5} {:>3} {:>3} {:>4} {:>5} {:>4} {:>6} {:>6} {:>6} {probe}",
+                    "{:>4} {:>5} {:>5} {:>3} {:>3} {:>4} {:>5} {:>4} {:>6} {:>6} {:>6} {:>7} {probe}",
                     c.rung,
                     c.steps,
                     c.at.room,
@@ -681,7 +697,8 @@ fn print_text(r: &Report, probed: bool) {
                     hp,
                     depth,
                     chosen,
-                    visits
+                    visits,
+                    format!("{}/{}", c.policy_wins, c.policy_tries)
                 );
             }
         }

@@ -265,6 +265,17 @@ fn archive_reports_the_ladder_and_probes_it() {
     assert_eq!(total, cells.len() as u64, "{v}");
     assert_eq!(rungs[0]["rung"], 0, "{v}");
     assert!(rungs[0]["probe_wins"].as_u64().unwrap() > 0, "{v}");
+    // The run's own ladder episodes are counted per cell, and the rungs sum them.
+    let sum = |rows: &[serde_json::Value], k: &str| -> u64 {
+        rows.iter().map(|r| r[k].as_u64().unwrap()).sum()
+    };
+    assert!(sum(rungs, "policy_tries") > 0, "{v}");
+    assert_eq!(
+        sum(rungs, "policy_tries"),
+        sum(cells, "policy_tries"),
+        "{v}"
+    );
+    assert_eq!(sum(rungs, "policy_wins"), sum(cells, "policy_wins"), "{v}");
     assert_eq!(
         rungs[0]["probe_episodes"].as_u64().unwrap(),
         4 * rungs[0]["held"].as_u64().unwrap(),

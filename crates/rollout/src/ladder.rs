@@ -34,6 +34,14 @@
 //! Episodes from a rung last `env.max_steps`, not `env.explore_steps`: they are meant to
 //! get to the goal.
 //!
+//! Each cell also counts the policy's episodes from it and their wins ([`CELL_WINDOW`]).
+//! A rung's cells are far from alike (a cell beside the switch and one across the room
+//! share a rung), so a rung's pooled rate hides cells the policy always or never wins.
+//! With `env.explore_ladder_focus` a start is drawn in proportion to `p (1 - p)`, where
+//! `p` is the cell's win rate with one win and one loss added: reverse curriculum
+//! generation's "good starts", the cells the policy wins sometimes but not always, with
+//! untried cells first (their `p` is one half).
+//!
 //! Like the archive, the ladder changes only between steps, in env order.
 
 use std::collections::BTreeMap;
@@ -50,6 +58,10 @@ pub const MIN_TRIES: u32 = 16;
 /// too few wins falls back a rung.
 pub const WINDOW: u32 = 64;
 
+/// A cell's counts of the policy's episodes from it are halved when they reach this many
+/// tries, so they follow the policy as it learns.
+pub const CELL_WINDOW: u32 = 32;
+
 /// See the module docs.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Ladder {
@@ -61,6 +73,29 @@ pub struct Ladder {
     /// `env.explore_ladder_rung`, from the config (0 reads as 1).
     #[serde(skip)]
     width: u32,
+    /// Per cell: the policy's episodes from it and how many won ([`CELL_WINDOW`]). Left
+    /// out of the serde form, which snapshot version 5 fixed; snapshots carry it after it
+    /// ([`Ladder::tried`], [`Ladder::set_tried`]).
+    #[serde(skip)]
+    tried: BTreeMap<Cell, Tried>,
+}
+
+/// The policy's episodes from one ladder cell (halved past [`CELL_WINDOW`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tried {
+    /// Episodes started there.
+    pub tries: u32,
+    /// Of those, episodes that gained an instrument.
+    pub wins: u32,
+}
+
+impl Tried {
+    /// Reverse curriculum generation's weight, `p (1 - p)` with `p = (wins + 1) / (tries +
+    /// 2)`, scaled to an integer (untried: 2^20).
+    fn weight(self) -> u64 {
+        let (w, t) = (u64::from(self.wins) + 1, u64::from(self.tries) + 2);
+        ((w * (t - w)) << 22) / (t * t)
+    }
 }
 
 /// How far the ladder reaches, for metrics and summaries (rungs are
@@ -95,8 +130,8 @@ impl std::ops::AddAssign for LadderStats {
 pub(crate) struct Report {
     /// Cells it stood on with the steps to the goal it showed from them ([`Ladder::found`]).
     pub(crate) found: Vec<(Cell, u32)>,
-    /// The rung it was drawn from, for a policy's ladder start.
-    pub(crate) climbed: Option<u32>,
+    /// The cell and rung it was drawn from, for a policy's ladder start.
+    pub(crate) climbed: Option<(Cell, u32)>,
     /// It gained an instrument.
     pub(crate) won: bool,
 }
@@ -118,6 +153,21 @@ impl Ladder {
     /// Steps per rung (`env.explore_ladder_rung`).
     pub fn width(&self) -> u32 {
         self.width.max(1)
+    }
+
+    /// The policy's episodes from `cell` so far, if any.
+    pub fn tried(&self, cell: Cell) -> Option<Tried> {
+        self.tried.get(&cell).copied()
+    }
+
+    /// Every cell the policy's episodes were drawn from, with their counts.
+    pub(crate) fn all_tried(&self) -> &BTreeMap<Cell, Tried> {
+        &self.tried
+    }
+
+    /// Restores [`Ladder::all_tried`] from a snapshot.
+    pub(crate) fn set_tried(&mut self, tried: BTreeMap<Cell, Tried>) {
+        self.tried = tried;
     }
 
     /// Every counted cell with its fewest steps to the goal, in cell order.
@@ -213,9 +263,15 @@ impl Ladder {
     }
 
     /// Picks a start from the uniform `draw` among the cells `usable` accepts (the archive
-    /// holds their states): half the time on the frontier, else on any rung up to it.
+    /// holds their states): half the time on the frontier, else on any rung up to it;
+    /// uniformly, or with `focus` weighted by [`Tried`]'s `p (1 - p)` (module docs).
     /// `None` when no cell is usable.
-    pub(crate) fn choose(&self, draw: u64, usable: impl Fn(Cell) -> bool) -> Option<(Cell, u32)> {
+    pub(crate) fn choose(
+        &self,
+        draw: u64,
+        focus: bool,
+        usable: impl Fn(Cell) -> bool,
+    ) -> Option<(Cell, u32)> {
         let open: Vec<(Cell, u32)> = self
             .steps
             .iter()
@@ -228,7 +284,20 @@ impl Ladder {
         } else {
             open
         };
-        Some(pool[((draw >> 1) % pool.len() as u64) as usize])
+        if !focus {
+            return Some(pool[((draw >> 1) % pool.len() as u64) as usize]);
+        }
+        let weights: Vec<u64> = pool
+            .iter()
+            .map(|(c, _)| self.tried(*c).unwrap_or_default().weight())
+            .collect();
+        // Every weight is positive (p is never 0 or 1), so some cell's share holds `at`.
+        let at = (draw >> 1) % weights.iter().sum::<u64>();
+        let mut below = 0;
+        pool.into_iter().zip(weights).find_map(|(start, w)| {
+            below += w;
+            (at < below).then_some(start)
+        })
     }
 
     /// Applies one finished episode's report; `pass` is the frontier's win rate that moves
@@ -245,7 +314,15 @@ impl Ladder {
             self.frontier = f;
             (self.tries, self.wins) = (0, 0);
         }
-        if r.climbed.is_some() && r.climbed == front {
+        if let Some((cell, _)) = r.climbed {
+            let t = self.tried.entry(cell).or_default();
+            t.tries += 1;
+            t.wins += u32::from(r.won);
+            if t.tries >= CELL_WINDOW {
+                (t.tries, t.wins) = (t.tries / 2, t.wins / 2);
+            }
+        }
+        if r.climbed.is_some_and(|(_, rung)| Some(rung) == front) {
             self.tries += 1;
             self.wins += u32::from(r.won);
             let passed = f64::from(self.wins) >= f64::from(pass) * f64::from(self.tries);
@@ -292,10 +369,10 @@ mod tests {
         const HALF: f32 = 0.5;
         let all = |_: Cell| true;
         let mut l = Ladder::default();
-        assert!(l.choose(0, all).is_none());
-        let report = |x, earned: Option<u32>, climbed, won| Report {
+        assert!(l.choose(0, false, all).is_none());
+        let report = |x, earned: Option<u32>, climbed: Option<u32>, won| Report {
             found: earned.map(|n| vec![(cell(x), n)]).unwrap_or_default(),
-            climbed,
+            climbed: climbed.map(|r| (cell(x), r)),
             won,
         };
         l.record(report(1, Some(0), None, true), HALF, all);
@@ -305,9 +382,9 @@ mod tests {
         assert_eq!(l.stats(all).top, 1);
         // Frontier 0: only rung 0 is drawn, whatever the draw.
         for d in 0..8 {
-            assert_eq!(l.choose(d, all), Some((cell(1), 0)));
+            assert_eq!(l.choose(d, false, all), Some((cell(1), 0)));
         }
-        assert_eq!(l.choose(0, |c| c != cell(1)), None, "no usable cell");
+        assert_eq!(l.choose(0, false, |c| c != cell(1)), None, "no usable cell");
         // Fewer than half of MIN_TRIES won: the frontier stays.
         for i in 0..MIN_TRIES {
             l.record(report(1, Some(0), Some(0), i % 3 == 0), HALF, all);
@@ -328,8 +405,10 @@ mod tests {
         }
         assert_eq!(l.stats(all).frontier, 1);
         // Even draws take the frontier rung, odd ones any rung up to it.
-        assert_eq!(l.choose(0, all), Some((cell(2), 1)));
-        let any: Vec<_> = (0..8).filter_map(|d| l.choose(2 * d + 1, all)).collect();
+        assert_eq!(l.choose(0, false, all), Some((cell(2), 1)));
+        let any: Vec<_> = (0..8)
+            .filter_map(|d| l.choose(2 * d + 1, false, all))
+            .collect();
         assert!(any.contains(&(cell(1), 0)) && any.contains(&(cell(2), 1)));
         // Not past the top rung, however many wins.
         for _ in 0..2 * MIN_TRIES {
@@ -337,18 +416,90 @@ mod tests {
         }
         assert_eq!(l.stats(all).frontier, 1);
         // Episodes not drawn from the frontier do not count for it.
-        let before = l.clone();
+        let (before, cell_before) = (l.stats(all), l.tried(cell(1)).unwrap());
         l.record(report(1, None, Some(0), true), HALF, all);
         l.record(report(1, None, None, true), HALF, all);
-        assert_eq!(l, before);
+        assert_eq!(l.stats(all), before);
+        // The cell counts the one drawn from it, though.
+        let t = l.tried(cell(1)).unwrap();
+        assert_eq!(
+            t.tries % (CELL_WINDOW / 2),
+            (cell_before.tries + 1) % (CELL_WINDOW / 2)
+        );
+    }
+
+    #[test]
+    fn cells_count_their_episodes_and_focus_draws_those_won_sometimes() {
+        let all = |_: Cell| true;
+        let mut l = Ladder::new(4);
+        // Four cells on rung 0; the policy always wins from 1, never from 2, half the time
+        // from 3, and never started from 4.
+        for x in 1..=4 {
+            l.record(
+                Report {
+                    found: vec![(cell(x), u32::from(x) - 1)],
+                    climbed: None,
+                    won: false,
+                },
+                0.2,
+                all,
+            );
+        }
+        let from = |x, won| Report {
+            found: Vec::new(),
+            climbed: Some((cell(x), 0)),
+            won,
+        };
+        for i in 0..20 {
+            l.record(from(1, true), 0.2, all);
+            l.record(from(2, false), 0.2, all);
+            l.record(from(3, i % 2 == 0), 0.2, all);
+        }
+        let tried = |tries, wins| Some(Tried { tries, wins });
+        assert_eq!(l.tried(cell(1)), tried(20, 20));
+        assert_eq!(l.tried(cell(2)), tried(20, 0));
+        assert_eq!(l.tried(cell(3)), tried(20, 10));
+        assert_eq!(l.tried(cell(4)), None);
+        // Past the window the counts halve.
+        for _ in 20..CELL_WINDOW {
+            l.record(from(2, false), 0.2, all);
+        }
+        assert_eq!(l.tried(cell(2)), tried(CELL_WINDOW / 2, 0));
+        for _ in 0..12 {
+            l.record(from(2, false), 0.2, all);
+        }
+        // p (1 - p): a half for 3 (10 of 20) and 4 (untried), 21/22 and 1/30 for 1 and 2.
+        assert_eq!(Tried::default().weight(), 1 << 20);
+        assert_eq!(l.tried(cell(3)).unwrap().weight(), 1 << 20);
+        let draws = |focus| {
+            let mut n = [0u32; 5];
+            for i in 0..4000 {
+                let (c, rung) = l.choose(crate::derive_seed(9, &[i]), focus, all).unwrap();
+                assert_eq!(rung, 0);
+                n[usize::from(c.x)] += 1;
+            }
+            n
+        };
+        let [_, always, never, half, untried] = draws(true);
+        // Expected 43%, 7.4%, 3.1% and 43% shares of the 4000.
+        assert!(half > 1500 && untried > 1500, "{half} {untried}");
+        assert!(
+            (150..450).contains(&always) && never < 250,
+            "{always} {never}"
+        );
+        let uniform = draws(false);
+        assert!(
+            uniform[1..].iter().all(|&n| (850..1150).contains(&n)),
+            "{uniform:?}"
+        );
     }
 
     #[test]
     fn the_frontier_skips_empty_rungs_and_cells_without_a_state() {
         let all = |_: Cell| true;
-        let report = |x, earned: Option<u32>, climbed, won| Report {
+        let report = |x, earned: Option<u32>, climbed: Option<u32>, won| Report {
             found: earned.map(|n| vec![(cell(x), n)]).unwrap_or_default(),
-            climbed,
+            climbed: climbed.map(|r| (cell(x), r)),
             won,
         };
         // Rungs 0, 3 and 5: the first rungs found need not be consecutive.
@@ -360,17 +511,17 @@ mod tests {
             l.record(report(1, None, Some(0), true), 0.5, all);
         }
         assert_eq!(l.stats(all).frontier, 3, "rungs 1 and 2 hold no cell");
-        assert_eq!(l.choose(0, all), Some((cell(4), 3)));
+        assert_eq!(l.choose(0, false, all), Some((cell(4), 3)));
         // The frontier's cell loses its state: the frontier in use is the rung below with
         // one, its episodes count, and passing there moves to the next rung with one.
         let stateless = |c: Cell| c != cell(4);
         assert_eq!(l.stats(stateless).frontier, 0);
-        assert_eq!(l.choose(0, stateless), Some((cell(1), 0)));
+        assert_eq!(l.choose(0, false, stateless), Some((cell(1), 0)));
         for _ in 0..MIN_TRIES {
             l.record(report(1, None, Some(0), true), 0.5, stateless);
         }
         assert_eq!(l.stats(stateless).frontier, 5);
-        assert_eq!(l.choose(0, stateless), Some((cell(6), 5)));
+        assert_eq!(l.choose(0, false, stateless), Some((cell(6), 5)));
         // Too few wins over a window: the frontier falls back to the next rung down with
         // a held cell (3 has none here), and not below rung 0.
         for i in 0..WINDOW {

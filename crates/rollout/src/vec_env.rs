@@ -34,8 +34,9 @@ pub enum VecEnvError {
 /// version 3 adds the world's progress to each archive cell (version 2 cells load with
 /// progress 0); version 4 appends [`LadderSnapshot`] (version 3 loads with an empty ladder);
 /// version 5's ladder counts steps to the goal, not archive returns, so a version 4 ladder
-/// loads empty (its episodes' ladder starts are kept).
-const SNAPSHOT_VERSION: u32 = 5;
+/// loads empty (its episodes' ladder starts are kept); version 6 appends each ladder cell's
+/// counts of the policy's episodes ([`Ladder::tried`]; version 5 loads without them).
+const SNAPSHOT_VERSION: u32 = 6;
 
 #[derive(Serialize, Deserialize)]
 struct VecSnapshot {
@@ -132,6 +133,15 @@ fn decode(bytes: &[u8]) -> Result<(VecSnapshot, ExploreSnapshot, LadderSnapshot)
         5 => {
             let (explore, rest) = postcard::take_from_bytes(rest).map_err(unreadable)?;
             ladder = postcard::from_bytes(rest).map_err(unreadable)?;
+            explore
+        }
+        6 => {
+            let (explore, rest) = postcard::take_from_bytes(rest).map_err(unreadable)?;
+            let tried;
+            (ladder, tried) = postcard::take_from_bytes(rest).map_err(unreadable)?;
+            ladder
+                .ladder
+                .set_tried(postcard::from_bytes(tried).map_err(unreadable)?);
             explore
         }
         v => {
@@ -231,7 +241,9 @@ impl Slot {
             let rung = (explore.ladder > 0.0 && unit(3) < f64::from(explore.ladder))
                 .then(|| {
                     let (cell, rung) =
-                        ladder.choose(crate::derive_seed(s, &[4]), |c| archive.holds(c))?;
+                        ladder.choose(crate::derive_seed(s, &[4]), explore.ladder_focus, |c| {
+                            archive.holds(c)
+                        })?;
                     Some((archive.start_at(cell)?, Some(rung)))
                 })
                 .flatten();
@@ -304,6 +316,8 @@ struct Explore {
     ladder_pass: f32,
     /// `env.explore_ladder_rung`: steps to the goal per rung.
     ladder_rung: u32,
+    /// `env.explore_ladder_focus`: ladder starts weighted by each cell's win rate.
+    ladder_focus: bool,
 }
 
 impl Explore {
@@ -450,6 +464,7 @@ impl VecEnv {
                 ladder: env_cfg.explore_ladder,
                 ladder_pass: env_cfg.explore_ladder_pass,
                 ladder_rung: env_cfg.explore_ladder_rung,
+                ladder_focus: env_cfg.explore_ladder_focus,
             },
             explore_cells: env_cfg.explore_cells as usize,
             novelty: reward_cfg.novelty,
@@ -649,7 +664,7 @@ impl VecEnv {
                     if !found.is_empty() || slot.ladder_start.is_some() {
                         slot.report = Some(ladder::Report {
                             found,
-                            climbed: slot.ladder_start,
+                            climbed: slot.start_cell.zip(slot.ladder_start),
                             won,
                         });
                     }
@@ -717,6 +732,7 @@ impl VecEnv {
         let mut bytes = postcard::to_allocvec(&snap).expect("snapshot serialises");
         bytes.extend(postcard::to_allocvec(&explore).expect("snapshot serialises"));
         bytes.extend(postcard::to_allocvec(&ladder).expect("snapshot serialises"));
+        bytes.extend(postcard::to_allocvec(self.ladder.all_tried()).expect("snapshot serialises"));
         bytes
     }
 
@@ -975,6 +991,15 @@ mod tests {
         assert!(!a.archive().is_empty());
         let now = a.snapshot();
         let (mut old, rest): (VecSnapshot, _) = postcard::take_from_bytes(&now).unwrap();
+        // Version 5: no cells' counts of the policy's episodes after the ladder (here there
+        // are none: an empty map, one byte).
+        assert!(a.ladder().all_tried().is_empty());
+        old.version = 5;
+        let mut v5 = postcard::to_allocvec(&old).unwrap();
+        v5.extend_from_slice(&rest[..rest.len() - 1]);
+        let mut b = make();
+        b.restore(&v5).unwrap();
+        assert_eq!(b.snapshot(), now);
         // Version 2: cells without progress (these 12 steps made none, so nothing is lost).
         let (mut explore, ladder_tail): (ExploreSnapshot, _) =
             postcard::take_from_bytes(rest).unwrap();

@@ -433,6 +433,8 @@ fn the_ladder_starts_the_policy_next_to_the_goal() {
     for e in &climbs {
         let cell = e.start_cell.expect("a ladder start is an archive start");
         assert!(a.ladder().rung(cell).is_some(), "{e:?}");
+        // Each start cell counts the policy's episodes from it (the last one may still run).
+        assert!(a.ladder().tried(cell).is_some_and(|t| t.tries > 0), "{e:?}");
     }
     // Ladder starts last up to max_steps, other archive starts up to explore_steps.
     assert!(
@@ -469,6 +471,27 @@ fn the_ladder_starts_the_policy_next_to_the_goal() {
         "{:?}",
         d.explore_stats()
     );
+    // Focused draws (by each cell's win rate) change which cells start, and stay exact
+    // over threads and a restore.
+    let focus = EnvConfig {
+        explore_ladder_focus: true,
+        ..cfg.clone()
+    };
+    let (mut e, mut f) = (make_with(1, focus.clone()), make_with(2, focus.clone()));
+    for t in 0..800 {
+        e.step(&actions(t));
+        f.step(&actions(t));
+        if t == 400 {
+            f = make_with(2, focus.clone());
+            f.restore(&e.snapshot()).unwrap();
+        }
+    }
+    assert_eq!(
+        e.snapshot(),
+        f.snapshot(),
+        "focused: 1 or 2 threads, restored"
+    );
+    assert_ne!(e.snapshot(), a.snapshot(), "focus changed no draw");
     // Without the ladder, no episode is a ladder start and the ladder stays empty.
     let mut c = make_with(
         2,

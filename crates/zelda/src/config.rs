@@ -86,6 +86,12 @@ pub struct EnvConfig {
     /// frontier moves at a time. Left out of the serialized config when at its default.
     #[serde(skip_serializing_if = "is_default_ladder_rung")]
     pub explore_ladder_rung: u32,
+    /// Draws the policy's ladder starts in proportion to `p (1 - p)`, `p` being the cell's
+    /// win rate so far (one win and one loss added): most from the cells the policy wins
+    /// sometimes but not always, and from untried ones, instead of uniformly over a rung's
+    /// cells. Left out of the serialized config when off.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub explore_ladder_focus: bool,
 }
 
 /// The default `env.explore_ladder_pass`.
@@ -183,6 +189,7 @@ impl Default for EnvConfig {
             explore_ladder: 0.0,
             explore_ladder_pass: DEFAULT_LADDER_PASS,
             explore_ladder_rung: DEFAULT_LADDER_RUNG,
+            explore_ladder_focus: false,
         }
     }
 }
@@ -262,6 +269,13 @@ impl EnvConfig {
         }
         if self.explore_ladder_rung == 0 {
             return Err("env.explore_ladder_rung must be at least 1 step, got 0".into());
+        }
+        if self.explore_ladder_focus && self.explore_ladder == 0.0 {
+            return Err(
+                "env.explore_ladder_focus weights the goal ladder's starts, so it needs \
+                 env.explore_ladder above 0"
+                    .into(),
+            );
         }
         if self.explorers > 1020 {
             return Err(format!(
@@ -458,6 +472,15 @@ mod tests {
                 .unwrap_err()
                 .contains("env.explore_ladder_rung")
         );
+        let cfg = EnvConfig {
+            explore_ladder_focus: true,
+            ..Default::default()
+        };
+        assert!(
+            cfg.validate()
+                .unwrap_err()
+                .contains("env.explore_ladder_focus")
+        );
         for good in [1e-30, 0.1, 1.0] {
             let cfg = EnvConfig {
                 explore_level_weight: good,
@@ -495,6 +518,12 @@ mod tests {
         })
         .unwrap();
         assert!(json.contains(r#""explore_ladder_rung":2"#), "{json}");
+        let json = serde_json::to_string(&EnvConfig {
+            explore_ladder_focus: true,
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(json.contains(r#""explore_ladder_focus":true"#), "{json}");
         let cfg: EnvConfig = serde_json::from_str(r#"{"model": "cgb"}"#).unwrap();
         assert_eq!(cfg.model, HardwareChoice::Cgb);
         assert!(

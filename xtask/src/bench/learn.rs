@@ -73,6 +73,9 @@ pub struct Args {
     /// [default: the config's, 4].
     #[arg(long)]
     explore_ladder_rung: Option<u32>,
+    /// Weight the ladder's starts by each cell's win rate (`env.explore_ladder_focus`).
+    #[arg(long)]
+    explore_ladder_focus: bool,
     /// Save state every episode starts from instead of power-on (`zelda-rl emu run
     /// --save-state`); the curves then measure the rest of the game from there.
     #[arg(long)]
@@ -197,6 +200,9 @@ pub fn run(args: &Args) -> Result<()> {
     }
     if args.explore_ladder_rung == Some(0) {
         bail!("--explore-ladder-rung must be at least 1");
+    }
+    if args.explore_ladder_focus && args.explore_ladder.is_none() {
+        bail!("--explore-ladder-focus weights the ladder's starts: it needs --explore-ladder");
     }
     if args.explorers.is_some_and(|n| n > 1020) {
         bail!("--explorers must be at most 1020");
@@ -438,6 +444,9 @@ fn env_table(args: &Args, explore: bool, ppo: bool) -> String {
     }
     if let Some(n) = args.explore_ladder_rung.filter(|_| ppo) {
         s += &format!("explore_ladder_rung = {n}\n");
+    }
+    if args.explore_ladder_focus && ppo {
+        s += "explore_ladder_focus = true\n";
     }
     s
 }
