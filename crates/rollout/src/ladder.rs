@@ -68,8 +68,9 @@ pub struct Ladder {
     /// Per cell: the fewest steps to the goal shown from it.
     steps: BTreeMap<Cell, u32>,
     frontier: u32,
-    tries: u32,
-    wins: u32,
+    /// The policy's episodes from the frontier rung (serialised as the two counts they
+    /// were before they had a type, so snapshots keep their bytes).
+    at_frontier: Tried,
     /// `env.explore_ladder_rung`, from the config (0 reads as 1).
     #[serde(skip)]
     width: u32,
@@ -80,7 +81,8 @@ pub struct Ladder {
     tried: BTreeMap<Cell, Tried>,
 }
 
-/// The policy's episodes from one ladder cell (halved past [`CELL_WINDOW`]).
+/// The policy's episodes from one ladder cell or from the frontier rung, and their wins
+/// (halved past a window: [`CELL_WINDOW`], [`WINDOW`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tried {
     /// Episodes started there.
@@ -90,6 +92,19 @@ pub struct Tried {
 }
 
 impl Tried {
+    /// Counts one more episode.
+    fn add(&mut self, won: bool) {
+        self.tries += 1;
+        self.wins += u32::from(won);
+    }
+
+    /// Halves both counts once `window` tries are counted.
+    fn halve_at(&mut self, window: u32) {
+        if self.tries >= window {
+            (self.tries, self.wins) = (self.tries / 2, self.wins / 2);
+        }
+    }
+
     /// Reverse curriculum generation's weight, `p (1 - p)` with `p = (wins + 1) / (tries +
     /// 2)`, scaled to an integer (untried: 2^20).
     fn weight(self) -> u64 {
@@ -238,8 +253,8 @@ impl Ladder {
             cells: self.steps.len() as u64,
             top: u64::from(self.rung_of(self.steps.values().copied().max().unwrap_or(0))),
             frontier: u64::from(self.front(&usable).unwrap_or(0)),
-            frontier_tries: u64::from(self.tries),
-            frontier_wins: u64::from(self.wins),
+            frontier_tries: u64::from(self.at_frontier.tries),
+            frontier_wins: u64::from(self.at_frontier.wins),
         }
     }
 
@@ -312,27 +327,24 @@ impl Ladder {
         // afresh: the counts so far were for the rung above.
         if let Some(f) = front.filter(|&f| f != self.frontier) {
             self.frontier = f;
-            (self.tries, self.wins) = (0, 0);
+            self.at_frontier = Tried::default();
         }
         if let Some((cell, _)) = r.climbed {
             let t = self.tried.entry(cell).or_default();
-            t.tries += 1;
-            t.wins += u32::from(r.won);
-            if t.tries >= CELL_WINDOW {
-                (t.tries, t.wins) = (t.tries / 2, t.wins / 2);
-            }
+            t.add(r.won);
+            t.halve_at(CELL_WINDOW);
         }
         if r.climbed.is_some_and(|(_, rung)| Some(rung) == front) {
-            self.tries += 1;
-            self.wins += u32::from(r.won);
-            let passed = f64::from(self.wins) >= f64::from(pass) * f64::from(self.tries);
-            let failing = f64::from(self.wins) < f64::from(pass) / 4.0 * f64::from(self.tries);
+            let t = &mut self.at_frontier;
+            t.add(r.won);
+            let passed = f64::from(t.wins) >= f64::from(pass) * f64::from(t.tries);
+            let failing = f64::from(t.wins) < f64::from(pass) / 4.0 * f64::from(t.tries);
             // The next rung back on a pass, the next one nearer the goal when failing.
-            let moved = if self.tries >= MIN_TRIES && passed {
+            let moved = if t.tries >= MIN_TRIES && passed {
                 self.usable_rungs(&usable)
                     .filter(|&r| Some(r) > front)
                     .min()
-            } else if self.tries >= WINDOW && failing {
+            } else if t.tries >= WINDOW && failing {
                 self.usable_rungs(&usable)
                     .filter(|&r| Some(r) < front)
                     .max()
@@ -341,9 +353,9 @@ impl Ladder {
             };
             if let Some(rung) = moved {
                 self.frontier = rung;
-                (self.tries, self.wins) = (0, 0);
-            } else if self.tries >= WINDOW {
-                (self.tries, self.wins) = (self.tries / 2, self.wins / 2);
+                self.at_frontier = Tried::default();
+            } else {
+                self.at_frontier.halve_at(WINDOW);
             }
         }
     }

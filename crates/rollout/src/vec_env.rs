@@ -130,18 +130,15 @@ fn decode(bytes: &[u8]) -> Result<(VecSnapshot, ExploreSnapshot, LadderSnapshot)
             ladder.slots = v4.slots.into_iter().map(|(s, _)| (s, Vec::new())).collect();
             explore
         }
-        5 => {
-            let (explore, rest) = postcard::take_from_bytes(rest).map_err(unreadable)?;
-            ladder = postcard::from_bytes(rest).map_err(unreadable)?;
-            explore
-        }
-        6 => {
+        5 | 6 => {
             let (explore, rest) = postcard::take_from_bytes(rest).map_err(unreadable)?;
             let tried;
             (ladder, tried) = postcard::take_from_bytes(rest).map_err(unreadable)?;
-            ladder
-                .ladder
-                .set_tried(postcard::from_bytes(tried).map_err(unreadable)?);
+            if snap.version == 6 {
+                ladder
+                    .ladder
+                    .set_tried(postcard::from_bytes(tried).map_err(unreadable)?);
+            }
             explore
         }
         v => {
